@@ -1,0 +1,132 @@
+"""System checks for NOTIFICATIONS and the setup it relies on."""
+
+from django.conf import settings
+from django.core.checks import Error, Warning
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS
+from .event_types import is_valid_name
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _non_negative_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_int(value) -> bool:
+    return _non_negative_int(value) and value > 0
+
+
+# Option -> (test, what it must be).
+RULES = {
+    "HEARTBEAT": (_positive_number, "a positive number of seconds"),
+    "RETRY_MS": (_positive_int, "a positive whole number of milliseconds"),
+    "HISTORY_SIZE": (_non_negative_int, "a non-negative integer"),
+    "STREAM_QUEUE_SIZE": (_positive_int, "a positive integer"),
+    "MAX_TYPES_PER_STREAM": (_positive_int, "a positive integer"),
+    "MAX_PAYLOAD_BYTES": (_positive_int, "a positive integer"),
+    "DRAIN_TIMEOUT": (_positive_number, "a positive number of seconds"),
+    "HISTORY_OPTIONS": (lambda v: isinstance(v, dict), "a dict"),
+    "PUBLISH_TOKEN": (lambda v: v is None or (isinstance(v, str) and v), "None or a non-empty string"),
+}
+
+E001 = Error(
+    "The NOTIFICATIONS setting must be a dict.",
+    id="notifications.E001",
+)
+W003 = Warning(
+    "The 'daphne' app is not first in INSTALLED_APPS.",
+    hint="Put 'daphne' first so that runserver serves ASGI and streams drain on stop.",
+    id="notifications.W003",
+)
+W004 = Warning(
+    "GZipMiddleware is enabled: it buffers event streams.",
+    hint="Remove django.middleware.gzip.GZipMiddleware, or compress in the proxy and skip event-stream responses there.",
+    id="notifications.W004",
+)
+W001 = Warning(
+    "The notifications channel layer is in-memory; events published in other processes never reach this one.",
+    hint="Configure a channels_redis layer when more than one process publishes or serves streams.",
+    id="notifications.W001",
+)
+W002 = Warning(
+    "NOTIFICATIONS['PUBLISH_TOKEN'] is shorter than 32 characters.",
+    hint="Use a long random token, for example from secrets.token_urlsafe(32).",
+    id="notifications.W002",
+)
+
+
+def check_settings(app_configs=None, **kwargs):
+    """Check every NOTIFICATIONS option and the apps streams depend on."""
+    options = getattr(settings, "NOTIFICATIONS", {})
+    if not isinstance(options, dict):
+        return [E001]
+    errors = []
+    for name in sorted(set(options) - set(DEFAULTS)):
+        errors.append(
+            Error(
+                f"NOTIFICATIONS[{name!r}] is not a known option.",
+                hint="Known options: " + ", ".join(sorted(DEFAULTS)) + ".",
+                id="notifications.E002",
+            )
+        )
+    for name, (valid, expected) in RULES.items():
+        if name in options and not valid(options[name]):
+            errors.append(
+                Error(
+                    f"NOTIFICATIONS[{name!r}] must be {expected}, not {options[name]!r}.",
+                    id="notifications.E003",
+                )
+            )
+    event_types = options.get("EVENT_TYPES", [])
+    if not isinstance(event_types, list | tuple) or not all(map(is_valid_name, event_types)):
+        errors.append(
+            Error(
+                "NOTIFICATIONS['EVENT_TYPES'] must be a list of event type names.",
+                hint="Names are 1 to 64 ASCII letters, digits, hyphens, underscores or periods.",
+                id="notifications.E004",
+            )
+        )
+    backend = options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"])
+    try:
+        import_string(backend)
+    except ImportError:
+        errors.append(
+            Error(
+                f"NOTIFICATIONS['HISTORY_BACKEND'] {backend!r} cannot be imported.",
+                id="notifications.E005",
+            )
+        )
+    layer = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
+    if layer not in getattr(settings, "CHANNEL_LAYERS", {}):
+        errors.append(
+            Error(
+                f"NOTIFICATIONS['CHANNEL_LAYER'] {layer!r} is not in CHANNEL_LAYERS.",
+                hint="Add it to CHANNEL_LAYERS, for example with channels.layers.InMemoryChannelLayer.",
+                id="notifications.E006",
+            )
+        )
+    if "daphne" in settings.INSTALLED_APPS and settings.INSTALLED_APPS[0] != "daphne":
+        errors.append(W003)
+    if "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE:
+        errors.append(W004)
+    return errors
+
+
+def check_deployment(app_configs=None, **kwargs):
+    """Warn about setups that work in development but not in production."""
+    options = getattr(settings, "NOTIFICATIONS", {})
+    if not isinstance(options, dict):
+        return []
+    warnings = []
+    alias = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
+    backend = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND", "")
+    if backend.endswith("InMemoryChannelLayer"):
+        warnings.append(W001)
+    token = options.get("PUBLISH_TOKEN")
+    if isinstance(token, str) and token and len(token) < 32:
+        warnings.append(W002)
+    return warnings

@@ -1,0 +1,81 @@
+"""
+Publish events: history assigns the id, the channel layer carries the event
+to the hub of every process that has listeners for its type.
+"""
+
+import asyncio
+import json
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+
+from . import process
+from .conf import setting
+from .event_types import check_registered, group_name
+from .exceptions import NotificationsError, PayloadError, PublishRefused
+from .history import get_history
+
+# How long publish() waits for the serving loop to take an event.
+SYNC_PUBLISH_TIMEOUT = 30
+
+
+def encode_data(data: Any) -> str:
+    """Return ``data`` as compact JSON; raise PayloadError if it cannot be."""
+    try:
+        text = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"Event data is not JSON-serialisable: {exc}.") from exc
+    size = len(text.encode())
+    limit = setting("MAX_PAYLOAD_BYTES")
+    if size > limit:
+        raise PayloadError(
+            f"Event data is {size} bytes as JSON, more than NOTIFICATIONS['MAX_PAYLOAD_BYTES'] ({limit})."
+        )
+    return text
+
+
+async def apublish(event_type: str, data: Any) -> str:
+    """
+    Publish ``data`` as an event of ``event_type`` and return its id.
+
+    Everything is checked before anything is stored, so an invalid event
+    leaves no trace.
+    """
+    check_registered(event_type)
+    text = encode_data(data)
+    if process.stopping:
+        raise PublishRefused(
+            "This process is shutting down and accepts no new events. "
+            "Publish from another process or after the restart."
+        )
+    event = await get_history().append(event_type, text)
+    layer = get_channel_layer(setting("CHANNEL_LAYER"))
+    await layer.group_send(
+        group_name(event_type),
+        {"type": "notifications.event", "event_type": event_type, "id": event.id, "data": text},
+    )
+    return event.id
+
+
+def publish(event_type: str, data: Any) -> str:
+    """
+    Publish from synchronous code (views, signal receivers, tasks, commands,
+    the shell) and return the event id. In async code use apublish().
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise NotificationsError(
+            "publish() cannot be called from a running event loop. Use 'await apublish()' in async code."
+        )
+    loop = process.serving_loop
+    if loop is not None and loop.is_running():
+        # Hand the event to the loop that serves streams: the in-memory layer
+        # is not thread-safe, and its receivers wait on that loop.
+        future = asyncio.run_coroutine_threadsafe(apublish(event_type, data), loop)
+        return future.result(SYNC_PUBLISH_TIMEOUT)
+    return async_to_sync(apublish)(event_type, data)

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("subscribe/", views.subscribe, name="subscribe_many"),
+    path("subscribe/<str:event_type>/", views.subscribe, name="subscribe"),
+    path("publish/<str:event_type>/", views.publish, name="publish"),
+]
