@@ -5,7 +5,7 @@ from django.core.checks import Error, Warning
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS
-from .event_types import is_valid_name
+from .topics import is_valid_name
 
 
 def _positive_number(value) -> bool:
@@ -30,6 +30,8 @@ RULES = {
     "MAX_PAYLOAD_BYTES": (_positive_int, "a positive integer"),
     "DRAIN_TIMEOUT": (_positive_number, "a positive number of seconds"),
     "HISTORY_OPTIONS": (lambda v: isinstance(v, dict), "a dict"),
+    "ACCESS": (lambda v: isinstance(v, dict), "a dict of event type to rule"),
+    "DEFAULT_ACCESS": (lambda v: isinstance(v, str) and v, "'public', 'authenticated' or a permission name"),
     "PUBLISH_TOKEN": (lambda v: v is None or (isinstance(v, str) and v), "None or a non-empty string"),
 }
 
@@ -44,7 +46,10 @@ W003 = Warning(
 )
 W004 = Warning(
     "GZipMiddleware is enabled: it buffers event streams.",
-    hint="Remove django.middleware.gzip.GZipMiddleware, or compress in the proxy and skip event-stream responses there.",
+    hint=(
+        "Remove django.middleware.gzip.GZipMiddleware, or compress in the proxy "
+        "and leave text/event-stream responses alone there."
+    ),
     id="notifications.W004",
 )
 W001 = Warning(

@@ -11,8 +11,13 @@ from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
     # Event types that may be published and subscribed to. More can be added
-    # from code with notifications.event_types.register().
+    # from code with notifications.topics.register().
     "EVENT_TYPES": [],
+    # Who may subscribe, per event type: "public", "authenticated" or a
+    # permission ("app_label.codename"). Private user topics are owner-only.
+    "ACCESS": {},
+    # The rule for event types missing from ACCESS.
+    "DEFAULT_ACCESS": "public",
     # Seconds between keep-alive comments on an idle stream.
     "HEARTBEAT": 15,
     # Milliseconds a browser waits before reconnecting, sent as "retry:".

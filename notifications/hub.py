@@ -2,8 +2,8 @@
 Per-process fan-out from the channel layer to the streams of this process.
 
 Every open stream is a Listener in the hub of its event loop. The hub holds
-one channel-layer channel that joins the group of each event type its
-listeners want, once, however many listeners there are; it encodes each
+one channel-layer channel that joins the group of each topic its listeners
+want, once, however many listeners there are; it encodes each
 event once and appends the bytes to every interested listener's queue.
 Layer traffic therefore grows with processes, not with open streams.
 """
@@ -18,8 +18,8 @@ from channels.layers import get_channel_layer
 from . import process
 from .conf import setting
 from .encoding import Event, encode_event
-from .event_types import group_name
 from .history import EventId, get_history
+from .topics import group_name
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ SHUTDOWN = "shutdown"
 class Listener:
     """The inbox of one open stream: encoded frames waiting to be sent."""
 
-    __slots__ = ("event_types", "limit", "frames", "wakeup", "close_reason", "skip_up_to")
+    __slots__ = ("topics", "limit", "frames", "wakeup", "close_reason", "skip_up_to")
 
-    def __init__(self, event_types: list[str], limit: int):
-        self.event_types = event_types
+    def __init__(self, topics: list[str], limit: int):
+        self.topics = topics
         self.limit = limit
         self.frames: deque[tuple[int, bytes]] = deque()
         self.wakeup = asyncio.Event()
@@ -78,7 +78,7 @@ class Hub:
         self.count = 0
         self.channel: str | None = None
         self.joined: set[str] = set()
-        # Highest seq fanned out (or known at join time) per type, so a
+        # Highest seq fanned out (or known at join time) per topic, so a
         # drain can catch up on events still in flight.
         self.positions: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
@@ -92,23 +92,23 @@ class Hub:
 
     async def add(self, listener: Listener) -> None:
         """Register ``listener`` and wait until its groups are joined."""
-        for event_type in listener.event_types:
-            self.listeners.setdefault(event_type, set()).add(listener)
+        for topic in listener.topics:
+            self.listeners.setdefault(topic, set()).add(listener)
         self.count += 1
         self._empty.clear()
-        if not self.joined.issuperset(listener.event_types):
+        if not self.joined.issuperset(listener.topics):
             await self._sync_groups()
 
     def remove(self, listener: Listener) -> None:
         """Forget ``listener`` now; leave groups nobody here listens to."""
         emptied = False
-        for event_type in listener.event_types:
-            listeners = self.listeners.get(event_type)
+        for topic in listener.topics:
+            listeners = self.listeners.get(topic)
             if listeners is None or listener not in listeners:
                 continue
             listeners.discard(listener)
             if not listeners:
-                del self.listeners[event_type]
+                del self.listeners[topic]
                 emptied = True
         self.count -= 1
         if self.count == 0:
@@ -120,14 +120,14 @@ class Hub:
 
     def dispatch(self, message: dict) -> None:
         """Encode one layer message once and queue it for every listener."""
-        event_type = message["event_type"]
+        topic = message["topic"]
         seq = EventId.parse(message["id"]).seq
-        if seq > self.positions.get(event_type, 0):
-            self.positions[event_type] = seq
-        listeners = self.listeners.get(event_type)
+        if seq > self.positions.get(topic, 0):
+            self.positions[topic] = seq
+        listeners = self.listeners.get(topic)
         if not listeners:
             return
-        frame = encode_event(Event(event_type, message["data"], message["id"]))
+        frame = encode_event(Event(message["event_type"], message["data"], message["id"]))
         for listener in listeners:
             if not listener.deliver(seq, frame) and listener.close_reason == SLOW:
                 self.stats["slow_clients_closed"] += 1
@@ -162,10 +162,10 @@ class Hub:
         # here; fetch them from history so none is lost to the farewell.
         history = get_history()
         head = await history.head()
-        for event_type in list(self.listeners):
-            position = EventId(head.epoch, self.positions.get(event_type, head.seq))
-            for event in await history.events_after([event_type], position) or ():
-                self.dispatch({"event_type": event_type, "id": event.id, "data": event.data})
+        for topic in list(self.listeners):
+            position = EventId(head.epoch, self.positions.get(topic, head.seq))
+            for event in await history.events_after([topic], position) or ():
+                self.dispatch({"topic": topic, "event_type": event.type, "id": event.id, "data": event.data})
 
     async def _sync_groups(self) -> None:
         async with self._membership:
@@ -174,14 +174,14 @@ class Hub:
                 self.channel = await self.layer.new_channel("notifications.")
                 self._receiver = self._spawn(self._receive_loop(self.channel))
                 self._refresher = self._spawn(self._refresh_loop())
-            for event_type in wanted - self.joined:
-                await self.layer.group_add(group_name(event_type), self.channel)
-                self.joined.add(event_type)
-                self.positions.setdefault(event_type, (await get_history().head()).seq)
-            for event_type in self.joined - wanted:
-                await self.layer.group_discard(group_name(event_type), self.channel)
-                self.joined.discard(event_type)
-                self.positions.pop(event_type, None)
+            for topic in wanted - self.joined:
+                await self.layer.group_add(group_name(topic), self.channel)
+                self.joined.add(topic)
+                self.positions.setdefault(topic, (await get_history().head()).seq)
+            for topic in self.joined - wanted:
+                await self.layer.group_discard(group_name(topic), self.channel)
+                self.joined.discard(topic)
+                self.positions.pop(topic, None)
             if not wanted and self.channel is not None:
                 self._receiver.cancel()
                 self._refresher.cancel()
@@ -215,12 +215,12 @@ class Hub:
 
     async def _rejoin(self) -> None:
         async with self._membership:
-            for event_type in list(self.joined):
+            for topic in list(self.joined):
                 try:
-                    await self.layer.group_add(group_name(event_type), self.channel)
+                    await self.layer.group_add(group_name(topic), self.channel)
                 except Exception as exc:
                     self.stats["layer_errors"] += 1
-                    logger.warning("Channel layer group_add failed type=%s error=%r", event_type, exc)
+                    logger.warning("Channel layer group_add failed topic=%s error=%r", topic, exc)
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)

@@ -13,9 +13,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from . import process
 from .conf import setting
-from .event_types import check_registered, group_name
 from .exceptions import NotificationsError, PayloadError, PublishRefused
 from .history import get_history
+from .topics import check_registered, group_name, user_topic
 
 # How long publish() waits for the serving loop to take an event.
 SYNC_PUBLISH_TIMEOUT = 30
@@ -36,30 +36,38 @@ def encode_data(data: Any) -> str:
     return text
 
 
-async def apublish(event_type: str, data: Any) -> str:
+async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
     """
     Publish ``data`` as an event of ``event_type`` and return its id.
 
-    Everything is checked before anything is stored, so an invalid event
-    leaves no trace.
+    With ``user`` (a user or a primary key) the event goes to that user's
+    private topic only. Everything is checked before anything is stored, so
+    an invalid event leaves no trace.
     """
     check_registered(event_type)
+    topic = event_type if user is None else user_topic(user)
     text = encode_data(data)
     if process.stopping:
         raise PublishRefused(
             "This process is shutting down and accepts no new events. "
             "Publish from another process or after the restart."
         )
-    event = await get_history().append(event_type, text)
+    event = await get_history().append(topic, event_type, text)
     layer = get_channel_layer(setting("CHANNEL_LAYER"))
     await layer.group_send(
-        group_name(event_type),
-        {"type": "notifications.event", "event_type": event_type, "id": event.id, "data": text},
+        group_name(topic),
+        {
+            "type": "notifications.event",
+            "topic": topic,
+            "event_type": event_type,
+            "id": event.id,
+            "data": text,
+        },
     )
     return event.id
 
 
-def publish(event_type: str, data: Any) -> str:
+def publish(event_type: str, data: Any, *, user: Any = None) -> str:
     """
     Publish from synchronous code (views, signal receivers, tasks, commands,
     the shell) and return the event id. In async code use apublish().
@@ -76,6 +84,6 @@ def publish(event_type: str, data: Any) -> str:
     if loop is not None and loop.is_running():
         # Hand the event to the loop that serves streams: the in-memory layer
         # is not thread-safe, and its receivers wait on that loop.
-        future = asyncio.run_coroutine_threadsafe(apublish(event_type, data), loop)
+        future = asyncio.run_coroutine_threadsafe(apublish(event_type, data, user=user), loop)
         return future.result(SYNC_PUBLISH_TIMEOUT)
-    return async_to_sync(apublish)(event_type, data)
+    return async_to_sync(apublish)(event_type, data, user=user)

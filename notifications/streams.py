@@ -43,7 +43,7 @@ async def catch_up(listener: Listener, last_event_id: str | None) -> bytes:
         return b""
     history = get_history()
     try:
-        events = await history.events_after(listener.event_types, EventId.parse(last_event_id))
+        events = await history.events_after(listener.topics, EventId.parse(last_event_id))
         reason = "history_unavailable"
     except InvalidEventId:
         events, reason = None, "invalid_id"
@@ -57,7 +57,7 @@ async def catch_up(listener: Listener, last_event_id: str | None) -> bytes:
     return b"".join(encode_event(event) for event in events)
 
 
-async def event_stream(event_types: list[str], last_event_id: str | None) -> AsyncIterator[bytes]:
+async def event_stream(topics: list[str], last_event_id: str | None) -> AsyncIterator[bytes]:
     """Yield the SSE frames of one connection until it ends."""
     retry_ms = setting("RETRY_MS")
     heartbeat = setting("HEARTBEAT")
@@ -65,7 +65,7 @@ async def event_stream(event_types: list[str], last_event_id: str | None) -> Asy
     if hub.draining:
         yield farewell(retry_ms)
         return
-    listener = Listener(event_types, setting("STREAM_QUEUE_SIZE"))
+    listener = Listener(topics, setting("STREAM_QUEUE_SIZE"))
     try:
         await hub.add(listener)
         yield encode_retry(retry_ms) + await catch_up(listener, last_event_id)

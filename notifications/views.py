@@ -17,12 +17,13 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from .access import refusal
 from .conf import setting
-from .event_types import check_registered
 from .exceptions import InvalidEventType, PayloadError, PublishRefused
 from .hub import get_hub
 from .publishing import apublish
 from .streams import event_stream
+from .topics import check_registered, check_topic
 
 
 def _plain(status: int, reason: str, **headers: str) -> HttpResponse:
@@ -40,7 +41,10 @@ def serves_event_stream(view):
 @serves_event_stream
 @require_GET
 async def subscribe(request: HttpRequest, event_type: str | None = None) -> HttpResponse:
-    """Stream events of one type (from the URL) or several (``?types=a,b``)."""
+    """
+    Stream the events of one topic (from the URL) or several (``?types=a,b``).
+    A topic is an event type or the caller's private ``user.<pk>``.
+    """
     if event_type is not None:
         requested = [event_type]
     else:
@@ -51,12 +55,16 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
     if len(requested) > limit:
         return _plain(400, f"Too many event types: {len(requested)}, at most {limit} per stream.")
     try:
-        event_types = [check_registered(name) for name in requested]
+        topics = [check_topic(name) for name in requested]
     except InvalidEventType as exc:
         return _plain(404, str(exc))
+    for topic in topics:
+        refused = await refusal(request, topic)
+        if refused is not None:
+            return _plain(*refused)
     last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
     response = StreamingHttpResponse(
-        event_stream(event_types, last_event_id),
+        event_stream(topics, last_event_id),
         content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache"

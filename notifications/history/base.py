@@ -1,12 +1,13 @@
 """
 The interface every history backend implements.
 
-History serves two purposes: it assigns each event its id, and it keeps the
-most recent events per type so that a client reconnecting with
-``Last-Event-ID`` gets exactly what it missed.
+History is kept per topic: an event type, or a user's private topic (see
+topics.py). It assigns each event its id, and it keeps the most recent events
+per topic so that a client reconnecting with ``Last-Event-ID`` gets exactly
+what it missed.
 
-An id is ``<epoch>-<seq>``. ``seq`` grows by one for every event of every type
-in the history, so a single id marks a position across all the types a
+An id is ``<epoch>-<seq>``. ``seq`` grows by one for every event on every
+topic in the history, so a single id marks a position across all the topics a
 connection listens to. ``epoch`` names one lifetime of the history: an id from
 another epoch (a restarted in-memory process, a flushed Redis) cannot be
 replayed and makes the stream start with a reset.
@@ -44,19 +45,19 @@ class EventHistory:
     def __init__(self, size: int, **options):
         self.size = size
 
-    async def append(self, event_type: str, data: str) -> Event:
-        """Store a new event and return it with its id."""
+    async def append(self, topic: str, event_type: str, data: str) -> Event:
+        """Store a new event of ``event_type`` on ``topic``; return it with its id."""
         raise NotImplementedError("subclasses of EventHistory must provide append()")
 
     async def head(self) -> EventId:
         """Return the id of the newest event (seq 0 when there is none)."""
         raise NotImplementedError("subclasses of EventHistory must provide head()")
 
-    async def events_after(self, event_types: list[str], last_id: EventId) -> list[Event] | None:
+    async def events_after(self, topics: list[str], last_id: EventId) -> list[Event] | None:
         """
-        Return the events of ``event_types`` published after ``last_id``,
-        oldest first, or None when they cannot all be returned (another
-        epoch, an id from the future, or events already evicted).
+        Return the events on ``topics`` published after ``last_id``, oldest
+        first, or None when they cannot all be returned (another epoch, an id
+        from the future, or events already evicted).
         """
         raise NotImplementedError("subclasses of EventHistory must provide events_after()")
 

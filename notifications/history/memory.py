@@ -10,7 +10,7 @@ from .base import EventHistory, EventId
 
 class InMemoryHistory(EventHistory):
     """
-    Keep events in per-type ring buffers in this process.
+    Keep events in per-topic ring buffers in this process.
 
     The epoch is random per process, so after a restart every old id is
     recognised as foreign and the client is told to reset.
@@ -21,31 +21,32 @@ class InMemoryHistory(EventHistory):
         self.epoch = secrets.token_hex(4)
         self._seq = 0
         self._events: dict[str, deque[tuple[int, Event]]] = {}
-        # Highest seq evicted per type: a client behind it missed events.
+        # Highest seq evicted per topic: a client behind it missed events.
         self._evicted: dict[str, int] = {}
         # publish() may run on any thread; appends must not interleave.
         self._lock = threading.Lock()
 
-    async def append(self, event_type: str, data: str) -> Event:
+    async def append(self, topic: str, event_type: str, data: str) -> Event:
         with self._lock:
             self._seq += 1
             event = Event(event_type, data, f"{self.epoch}-{self._seq}")
-            events = self._events.setdefault(event_type, deque())
+            events = self._events.setdefault(topic, deque())
             events.append((self._seq, event))
             while len(events) > self.size:
-                self._evicted[event_type] = events.popleft()[0]
+                self._evicted[topic] = events.popleft()[0]
             return event
 
     async def head(self) -> EventId:
         return EventId(self.epoch, self._seq)
 
-    async def events_after(self, event_types: list[str], last_id: EventId) -> list[Event] | None:
+    async def events_after(self, topics: list[str], last_id: EventId) -> list[Event] | None:
         with self._lock:
             if last_id.epoch != self.epoch or last_id.seq > self._seq:
                 return None
             found = []
-            for event_type in event_types:
-                if self._evicted.get(event_type, 0) > last_id.seq:
+            for topic in topics:
+                if self._evicted.get(topic, 0) > last_id.seq:
                     return None
-                found.extend(item for item in self._events.get(event_type, ()) if item[0] > last_id.seq)
-        return [event for _, event in sorted(found, key=lambda item: item[0])]
+                found.extend(item for item in self._events.get(topic, ()) if item[0] > last_id.seq)
+        found.sort(key=lambda item: item[0])
+        return [event for _, event in found]

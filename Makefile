@@ -1,0 +1,25 @@
+# Two entry points: `make run` (the demo, embedded defaults) and `make test`
+# (everything the suite needs, then the suite). .ci/run calls `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test system-packages
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	python -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+system-packages:
+	@if ! command -v redis-server >/dev/null || ! test -x /usr/bin/chromium; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server chromium; \
+	fi
+
+test: system-packages $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m pytest

@@ -1,0 +1,274 @@
+"""
+Tools to drive real servers: a raw-socket SSE client and a server process.
+
+The test suite and the ``clean_stop_check`` command use them to see what a
+browser would see on the wire: every event, the farewell, and whether the
+chunked response was properly terminated or cut.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class SSEEvent:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+    def json(self):
+        return json.loads(self.data)
+
+
+@dataclass
+class SSEClient:
+    """
+    One stream, read over a raw socket with HTTP/1.1 chunked decoding.
+
+    ``terminated`` is True only when the response ended with the chunked
+    terminator; ``cut`` when the connection closed before it.
+    """
+
+    host: str
+    port: int
+    path: str
+    headers: dict = field(default_factory=dict)
+    status: int | None = None
+    response_headers: dict = field(default_factory=dict)
+    events: list[SSEEvent] = field(default_factory=list)
+    comments: int = 0
+    retry: int | None = None
+    terminated: bool = False
+    cut: bool = False
+    last_event_id: str | None = None
+    body: bytes = b""
+
+    async def connect(self, timeout: float = 10) -> None:
+        """Send the request and read the status line and headers."""
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), timeout
+        )
+        lines = [f"GET {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Accept: text/event-stream"]
+        lines += [f"{name}: {value}" for name, value in self.headers.items()]
+        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await self._writer.drain()
+        head = await asyncio.wait_for(self._reader.readuntil(b"\r\n\r\n"), timeout)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        self.status = int(status_line.split()[1])
+        for line in filter(None, header_lines):
+            name, _, value = line.partition(":")
+            self.response_headers[name.strip().lower()] = value.strip()
+        self._chunked = self.response_headers.get("transfer-encoding") == "chunked"
+        self._pending = b""
+
+    async def read_until(self, predicate, timeout: float) -> bool:
+        """Read until ``predicate(self)`` is true or the response ends; bounded by ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self) and not (self.terminated or self.cut):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._read_chunk(), left)
+            except TimeoutError:
+                return predicate(self)
+        return predicate(self)
+
+    async def read_to_end(self, timeout: float) -> bool:
+        """Read until the response ends; return whether it was terminated properly."""
+        await self.read_until(lambda client: False, timeout)
+        return self.terminated
+
+    def of_type(self, event_type: str) -> list[SSEEvent]:
+        return [event for event in self.events if event.event == event_type]
+
+    def close(self) -> None:
+        if getattr(self, "_writer", None) is not None:
+            self._writer.close()
+
+    async def _read_chunk(self) -> None:
+        try:
+            if not self._chunked:
+                data = await self._reader.read(65536)
+                if not data:
+                    self.cut = True
+                self._feed(data)
+                return
+            size_line = await self._reader.readuntil(b"\r\n")
+            size = int(size_line.strip().split(b";")[0], 16)
+            if size == 0:
+                await self._reader.readuntil(b"\r\n")
+                self.terminated = True
+                return
+            data = await self._reader.readexactly(size + 2)
+            self._feed(data[:-2])
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.cut = True
+
+    def _feed(self, data: bytes) -> None:
+        self.body += data
+        self._pending += data
+        *frames, self._pending = self._pending.replace(b"\r\n", b"\n").split(b"\n\n")
+        for frame in frames:
+            self._parse(frame.decode())
+
+    def _parse(self, frame: str) -> None:
+        event, data, seen_data = SSEEvent(), [], False
+        for line in frame.split("\n"):
+            if line.startswith(":"):
+                self.comments += 1
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+                seen_data = True
+            elif name == "event":
+                event.event = value
+            elif name == "id":
+                event.id = self.last_event_id = value
+            elif name == "retry" and value.isdigit():
+                event.retry = self.retry = int(value)
+        if seen_data:
+            event.data = "\n".join(data)
+            self.events.append(event)
+
+
+async def open_streams(port: int, path: str, count: int, headers: dict | None = None, concurrency: int = 200):
+    """Open ``count`` streams (at most ``concurrency`` connecting at once)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def open_one():
+        client = SSEClient("127.0.0.1", port, path, dict(headers or {}))
+        async with gate:
+            await client.connect()
+            # Wait for the first frame: the stream is registered by then.
+            await client.read_until(lambda c: c.retry is not None, 10)
+        return client
+
+    return await asyncio.gather(*(open_one() for _ in range(count)))
+
+
+def http_request(
+    port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None, timeout=10
+):
+    """Send one HTTP request to 127.0.0.1 and return (status, body)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+class ServerProcess:
+    """
+    A server started as a child process, with SIGINT at its default
+    disposition (Twisted ignores Ctrl+C when SIGINT is inherited ignored).
+    Only this process (and its own group) is ever signalled.
+    """
+
+    def __init__(self, argv: list[str], port: int, env: dict | None = None, cwd: Path | None = None):
+        self.argv = argv
+        self.port = port
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.cwd = cwd
+        self.log_path = None
+        self.process: subprocess.Popen | None = None
+
+    def start(self, log_path: Path, timeout: float = 30) -> "ServerProcess":
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        self.wait_listening(timeout)
+        return self
+
+    def wait_listening(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"Server did not listen on port {self.port} within {timeout}s:\n{self.output()}")
+
+    def signal(self, signum: int, group: bool = False) -> float:
+        """Send ``signum`` (to the process group when ``group``); return when."""
+        if group:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
+        return time.monotonic()
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = 10) -> None:
+        """End the server (and its process group) if it is still running."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            if self.wait(timeout) is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        else:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+
+    def output(self) -> str:
+        self._log.flush()
+        return Path(self.log_path).read_text(errors="replace")
+
+
+def daphne(port: int, env: dict | None = None, cwd: Path | None = None) -> ServerProcess:
+    """A stock ``daphne project.asgi:application`` on 127.0.0.1:``port``."""
+    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    return ServerProcess(argv, port, env, cwd)
+
+
+def runserver(
+    port: int, reload: bool = True, env: dict | None = None, cwd: Path | None = None
+) -> ServerProcess:
+    """``manage.py runserver`` on 127.0.0.1:``port``, with or without the autoreloader."""
+    argv = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
+    if not reload:
+        argv.append("--noreload")
+    return ServerProcess(argv, port, env, cwd)

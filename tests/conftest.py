@@ -1,0 +1,33 @@
+import os
+from pathlib import Path
+
+import pytest
+from channels.layers import channel_layers
+
+from notifications import process
+from notifications.history import reset_history
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def fresh_state():
+    """Give every test a new in-memory layer, history and process state."""
+    channel_layers.backends.clear()
+    reset_history()
+    process.stopping = False
+    yield
+    channel_layers.backends.clear()
+    reset_history()
+    process.stopping = False
+
+
+@pytest.fixture
+def server_env(tmp_path):
+    """Environment for a server subprocess: project settings, own SQLite file, publish token."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_DB_PATH": str(tmp_path / "db.sqlite3"),
+        "NOTIFICATIONS_PUBLISH_TOKEN": "test-token-0123456789abcdef0123456789",
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
