@@ -27,7 +27,8 @@ from typing import Annotated
 from fastapi import Body, FastAPI, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-PUBLISH_TOKEN = os.environ.get("PUBLISH_TOKEN", "dev-token")
+# The same variable as notifications, so one harness drives every server.
+PUBLISH_TOKEN = os.environ.get("NOTIFICATIONS_PUBLISH_TOKEN", "dev-token")
 HEARTBEAT_SECONDS = 10
 
 subscribers: dict[str, set[asyncio.Queue]] = defaultdict(set)

@@ -26,7 +26,8 @@ import anyio
 from fastapi import Body, FastAPI, Header, HTTPException
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-PUBLISH_TOKEN = os.environ.get("PUBLISH_TOKEN", "dev-token")
+# The same variable as notifications, so one harness drives every server.
+PUBLISH_TOKEN = os.environ.get("NOTIFICATIONS_PUBLISH_TOKEN", "dev-token")
 GRACE_SECONDS = float(os.environ.get("SSE_STARLETTE_GRACE_SECONDS", "0"))
 HISTORY_SIZE = 1000
 FAREWELL = ServerSentEvent(data=json.dumps({"reconnect_after_ms": 2000}), event="server_shutdown", retry=2000)
