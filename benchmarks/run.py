@@ -55,7 +55,7 @@ EVENT_TYPE = "announcement"
 PATH = f"/sse/subscribe/{EVENT_TYPE}/"
 # Seconds every client command and server stop may take at most.
 OPEN_TIMEOUT = 180
-DRAIN_WAIT = 15
+DRAIN_WAIT = 30
 PUBLISH_TIMEOUT = 60
 BASELINES = ("fastapi", "sse-starlette")
 
@@ -84,10 +84,12 @@ class Target:
     description: str
     replay: bool
 
-    def server(self, port: int, examples_python: str | None, work: Path) -> ServerProcess:
+    def server(
+        self, port: int, examples_python: str | None, work: Path, daphne_settings: str
+    ) -> ServerProcess:
         if self.name == "daphne":
             env = {
-                "DJANGO_SETTINGS_MODULE": "project.settings",
+                "DJANGO_SETTINGS_MODULE": daphne_settings,
                 "DJANGO_DEBUG": "0",
                 "DJANGO_DB_PATH": str(work / "db.sqlite3"),
                 "NOTIFICATIONS_PUBLISH_TOKEN": TOKEN,
@@ -96,7 +98,7 @@ class Target:
             return daphne(port, env=env, cwd=ROOT)
         module = {"fastapi": "fastapi_sse.app:app", "sse-starlette": "sse_starlette_app.app:app"}[self.name]
         argv = [examples_python, "-m", "uvicorn", "--app-dir", str(EXAMPLES), module]
-        argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
         # The hand-made service never stops without it (see examples/README.md).
         argv += ["--timeout-graceful-shutdown", "5"]
         return ServerProcess(argv, port, env={"NOTIFICATIONS_PUBLISH_TOKEN": TOKEN}, cwd=ROOT)
@@ -136,7 +138,15 @@ def runqueue_wait_seconds(pid: int) -> float:
 
 
 def log_problems(output: str) -> dict:
-    return {"tracebacks": output.count("Traceback"), "error_lines": output.count("ERROR")}
+    """Count tracebacks and ERROR lines; keep what our server says about its drain."""
+    said = [
+        line for line in output.splitlines() if line.startswith(("Draining", "Drained", "Stopping requests"))
+    ]
+    return {
+        "tracebacks": output.count("Traceback"),
+        "error_lines": sum("ERROR" in line for line in output.splitlines()),
+        "server_said": said,
+    }
 
 
 # --- client workers ----------------------------------------------------------
@@ -236,8 +246,16 @@ def percentile(ordered: list[float] | array, fraction: float) -> float | None:
 
 
 class Bench:
-    def __init__(self, scale: Scale, pool: ClientPool, examples_python: str | None, work: Path):
+    def __init__(
+        self,
+        scale: Scale,
+        pool: ClientPool,
+        examples_python: str | None,
+        work: Path,
+        daphne_settings: str = "project.settings",
+    ):
         self.scale = scale
+        self.daphne_settings = daphne_settings
         self.pool = pool
         self.examples_python = examples_python
         self.work = work
@@ -255,7 +273,7 @@ class Bench:
         """Start a fresh server of ``target``, warmed up; stop it afterwards whatever happens."""
         port = free_port()
         log = self.work / f"{target.name}-{port}.log"
-        server = target.server(port, self.examples_python, self.work)
+        server = target.server(port, self.examples_python, self.work, self.daphne_settings)
         try:
             await asyncio.to_thread(server.start, log)
             # Warm up (imports, first-request setup) before measuring the process.
@@ -356,13 +374,13 @@ class Bench:
             cpu_before, started = cpu_seconds(pid), time.monotonic()
             client_cpu_before = self.pool.cpu_seconds()
             wait_before = runqueue_wait_seconds(pid)
-            publish_seconds, publish_failures = await self.publish_at_rate(
+            published = await self.publish_at_rate(
                 server.port, self.scale.fanout_events, self.scale.fanout_rate
             )
             answers = await self.pool.call_all(
                 "collect",
                 self.scale.collect_timeout + 30,
-                expected=self.scale.fanout_events - publish_failures,
+                expected=self.scale.fanout_events,
                 timeout=self.scale.collect_timeout,
             )
             elapsed = time.monotonic() - started
@@ -374,15 +392,15 @@ class Bench:
                 latencies.frombytes(answer["latencies"])
             ordered = sorted(latencies)
             events = sum(a["events"] for a in answers)
-            expected = open_now * (self.scale.fanout_events - publish_failures)
+            # A publish that timed out may still have been accepted: count every event sent.
+            expected = open_now * self.scale.fanout_events
             self.record(
                 "fanout",
                 target,
                 streams=open_now,
                 events=self.scale.fanout_events,
                 rate=self.scale.fanout_rate,
-                publish_seconds=round(publish_seconds, 2),
-                publish_failures=publish_failures,
+                **published,
                 delivered=events,
                 delivery_ratio=events / expected if expected else None,
                 complete_streams=sum(a["complete"] for a in answers),
@@ -399,20 +417,32 @@ class Bench:
             )
         await self.drain(target, server, open_now, after="fanout")
 
-    async def publish_at_rate(self, port: int, events: int, rate: float) -> tuple[float, int]:
+    async def publish_at_rate(self, port: int, events: int, rate: float) -> dict:
         """
         Publish ``events`` events at ``rate`` per second without waiting for
-        answers (an open loop, like independent publishers); return the
-        seconds until all were answered and how many failed.
+        answers (an open loop, like independent publishers). Return the
+        seconds until all were answered, how many failed, and how long the
+        publish requests took.
         """
         started = time.monotonic()
+
+        async def timed_publish(data: dict) -> float:
+            sent = time.monotonic()
+            await self.publish(port, data, timeout=PUBLISH_TIMEOUT)
+            return time.monotonic() - sent
+
         tasks = []
         for seq in range(events):
             await asyncio.sleep(max(started + seq / rate - time.monotonic(), 0))
-            data = {"seq": seq, "text": "x" * 64}
-            tasks.append(asyncio.ensure_future(self.publish(port, data, timeout=PUBLISH_TIMEOUT)))
+            tasks.append(asyncio.ensure_future(timed_publish({"seq": seq, "text": "x" * 64})))
         answers = await asyncio.gather(*tasks, return_exceptions=True)
-        return time.monotonic() - started, sum(isinstance(answer, Exception) for answer in answers)
+        durations = sorted(answer for answer in answers if not isinstance(answer, BaseException))
+        return {
+            "publish_seconds": round(time.monotonic() - started, 2),
+            "publish_failures": events - len(durations),
+            "publish_p50_ms": ms(percentile(durations, 0.5)),
+            "publish_p99_ms": ms(percentile(durations, 0.99)),
+        }
 
     async def storm(self, target: Target) -> None:
         async with self.serving(target) as server:
@@ -464,6 +494,7 @@ COLUMNS = {
         "server_cpu_us_per_delivery",
         "server_cpu_percent",
         "server_cpu_wait_percent",
+        "publish_p50_ms",
         "publish_seconds",
     ],
     "drain": [
@@ -623,6 +654,11 @@ def print_targets(results: list[dict]) -> None:
 # --- main ----------------------------------------------------------------------
 
 
+def load_average() -> str:
+    """Return the 1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def raise_open_files_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard limit (servers started later inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -643,6 +679,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenarios", default="capacity,fanout,storm")
     parser.add_argument("--workers", type=int, default=4, help="client worker processes")
     parser.add_argument("--examples-venv", help="venv of the baselines (default: examples/.venv)")
+    parser.add_argument(
+        "--daphne-settings",
+        default="project.settings",
+        help="settings module of the Daphne server, e.g. benchmarks.settings_no_middleware",
+    )
     return parser.parse_args(argv)
 
 
@@ -659,19 +700,21 @@ async def run(arguments: argparse.Namespace, scale: Scale | None = None) -> list
     print(
         f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {'quick' if arguments.quick else 'full'} run, "
-        f"{arguments.workers} client workers"
+        f"{arguments.workers} client workers, load average {load_average()}"
     )
     for target in targets:
         print(f"# {target.name}: {target.description}")
+    print(f"# daphne settings: {arguments.daphne_settings}")
     pool = ClientPool(arguments.workers)
     try:
         with tempfile.TemporaryDirectory(prefix="notifications-bench-") as work:
-            bench = Bench(scale, pool, python, Path(work))
+            bench = Bench(scale, pool, python, Path(work), arguments.daphne_settings)
             for scenario in scenarios:
                 for target in targets:
                     await getattr(bench, scenario)(target)
     finally:
         pool.stop()
+    print(f"\n# finished {datetime.now(UTC):%H:%M} UTC, load average {load_average()}")
     report(bench.results)
     print("\n## JSON")
     for row in bench.results:
