@@ -13,8 +13,7 @@ async def test_wakeup_wait_returns_at_once_when_already_set():
         await wakeup.wait()
 
 
-async def test_wakeup_wait_blocks_until_set():
-    wakeup = Wakeup()
+async def wait_blocks_until_set(wakeup: Wakeup) -> None:
     waiting = asyncio.ensure_future(wakeup.wait())
     await asyncio.sleep(0.01)
     assert not waiting.done()
@@ -23,6 +22,10 @@ async def test_wakeup_wait_blocks_until_set():
 
     async with asyncio.timeout(1):
         await waiting
+
+
+async def test_wakeup_wait_blocks_until_set():
+    await wait_blocks_until_set(Wakeup())
 
 
 async def test_wakeup_stays_usable_after_a_cancelled_wait():
@@ -32,12 +35,7 @@ async def test_wakeup_stays_usable_after_a_cancelled_wait():
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
 
-    waiting = asyncio.ensure_future(wakeup.wait())
-    await asyncio.sleep(0.01)
-    assert not waiting.done()
-    wakeup.set()
-    async with asyncio.timeout(1):
-        await waiting
+    await wait_blocks_until_set(wakeup)
 
 
 async def test_take_returns_frames_after_the_replay_as_one_chunk_and_clears_the_wakeup():
