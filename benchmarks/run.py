@@ -630,7 +630,8 @@ def print_targets(results: list[dict]) -> None:
         rows.append(
             [
                 f"{size:,} streams drained cleanly < 2 s",
-                f"{drained['clean']:,} clean, exit {cell(drained['exit_seconds'])} s",
+                f"{drained['clean']:,} clean, last ended {cell(drained['last_stream_end_seconds'])} s, "
+                f"exit {cell(drained['exit_seconds'])} s",
                 clean and drained["exit_seconds"] < 2,
             ]
         )
