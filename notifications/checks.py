@@ -91,7 +91,10 @@ def check_settings(app_configs=None, **kwargs):
         errors.append(
             Error(
                 "NOTIFICATIONS['EVENT_TYPES'] must be a list of event type names.",
-                hint="Names are 1 to 64 ASCII letters, digits, hyphens, underscores or periods.",
+                hint=(
+                    "Names are 1 to 64 ASCII letters, digits, hyphens, underscores or periods, "
+                    "not starting with 'user.'."
+                ),
                 id="notifications.E004",
             )
         )
