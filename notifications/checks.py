@@ -20,6 +20,10 @@ def _positive_int(value) -> bool:
     return _non_negative_int(value) and value > 0
 
 
+def _non_empty_str(value) -> bool:
+    return isinstance(value, str) and value != ""
+
+
 # Option -> (test, what it must be).
 RULES = {
     "HEARTBEAT": (_positive_number, "a positive number of seconds"),
@@ -30,9 +34,14 @@ RULES = {
     "MAX_PAYLOAD_BYTES": (_positive_int, "a positive integer"),
     "DRAIN_TIMEOUT": (_positive_number, "a positive number of seconds"),
     "HISTORY_OPTIONS": (lambda v: isinstance(v, dict), "a dict"),
-    "ACCESS": (lambda v: isinstance(v, dict), "a dict of event type to rule"),
-    "DEFAULT_ACCESS": (lambda v: isinstance(v, str) and v, "'public', 'authenticated' or a permission name"),
+    "ACCESS": (
+        lambda v: isinstance(v, dict) and all(map(_non_empty_str, v.values())),
+        "a dict of event type to rule",
+    ),
+    "DEFAULT_ACCESS": (_non_empty_str, "'public', 'authenticated' or a permission name"),
     "PUBLISH_TOKEN": (lambda v: v is None or (isinstance(v, str) and v), "None or a non-empty string"),
+    "HISTORY_BACKEND": (_non_empty_str, "a dotted path to an EventHistory class"),
+    "CHANNEL_LAYER": (_non_empty_str, "an alias in CHANNEL_LAYERS"),
 }
 
 E001 = Error(
@@ -99,17 +108,19 @@ def check_settings(app_configs=None, **kwargs):
             )
         )
     backend = options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"])
-    try:
-        import_string(backend)
-    except ImportError:
-        errors.append(
-            Error(
-                f"NOTIFICATIONS['HISTORY_BACKEND'] {backend!r} cannot be imported.",
-                id="notifications.E005",
+    # A value of the wrong type is reported above (E003); importing it would crash the check.
+    if _non_empty_str(backend):
+        try:
+            import_string(backend)
+        except ImportError:
+            errors.append(
+                Error(
+                    f"NOTIFICATIONS['HISTORY_BACKEND'] {backend!r} cannot be imported.",
+                    id="notifications.E005",
+                )
             )
-        )
     layer = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
-    if layer not in getattr(settings, "CHANNEL_LAYERS", {}):
+    if _non_empty_str(layer) and layer not in getattr(settings, "CHANNEL_LAYERS", {}):
         errors.append(
             Error(
                 f"NOTIFICATIONS['CHANNEL_LAYER'] {layer!r} is not in CHANNEL_LAYERS.",
