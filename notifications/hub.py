@@ -128,10 +128,16 @@ class Hub:
         if not listeners:
             return
         frame = encode_event(Event(message["event_type"], message["data"], message["id"]))
+        delivered = 0
         for listener in listeners:
-            if not listener.deliver(seq, frame) and listener.close_reason == SLOW:
+            # A closed listener stays here until its stream wakes up and
+            # leaves; it must be counted as slow once, not once per event.
+            was_open = listener.close_reason is None
+            if listener.deliver(seq, frame):
+                delivered += 1
+            elif was_open and listener.close_reason == SLOW:
                 self.stats["slow_clients_closed"] += 1
-        self.stats["events_delivered"] += len(listeners)
+        self.stats["events_delivered"] += delivered
 
     async def drain(self, timeout: float) -> int:
         """

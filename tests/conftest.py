@@ -23,6 +23,23 @@ def fresh_state():
 
 
 @pytest.fixture
+async def asgi():
+    """Open requests to the real ASGI application; disconnect them all at the end."""
+    from .asgi_client import AsgiRequest
+
+    requests = []
+
+    def open_request(path: str, **options) -> AsgiRequest:
+        request = AsgiRequest(path, **options)
+        requests.append(request)
+        return request
+
+    yield open_request
+    for request in requests:
+        await request.disconnect()
+
+
+@pytest.fixture
 def server_env(tmp_path):
     """Environment for a server subprocess: project settings, own SQLite file, publish token."""
     return {
