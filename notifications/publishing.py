@@ -24,7 +24,8 @@ SYNC_PUBLISH_TIMEOUT = 30
 def encode_data(data: Any) -> str:
     """Return ``data`` as compact JSON; raise PayloadError if it cannot be."""
     try:
-        text = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
+        # NaN and Infinity are not JSON: the browser's JSON.parse would fail.
+        text = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"Event data is not JSON-serialisable: {exc}.") from exc
     size = len(text.encode())

@@ -1,3 +1,6 @@
+import os
+import tempfile
+
 from project.settings import *  # noqa: F403
 
 NOTIFICATIONS = {
@@ -5,3 +8,10 @@ NOTIFICATIONS = {
     "PUBLISH_TOKEN": "test-token-0123456789abcdef0123456789",
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A file, not SQLite's in-memory default: stream requests run their ORM calls
+# on asgiref's one shared executor thread, and an in-memory connection there
+# can never be closed, so it would outlive the test that opened it.
+DATABASES["default"]["TEST"] = {  # noqa: F405
+    "NAME": os.path.join(tempfile.gettempdir(), f"notifications-test-{os.getpid()}.sqlite3")
+}

@@ -8,12 +8,9 @@ from django.test import SimpleTestCase, override_settings
 from notifications.checks import E001, RULES, W001, W002, W003, W004, check_deployment, check_settings
 from notifications.conf import DEFAULTS
 
+from .helpers import notifications
+
 REDIS_LAYER = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
-
-
-def notifications(**options):
-    """Override NOTIFICATIONS with the test settings plus ``options``."""
-    return override_settings(NOTIFICATIONS={**settings.NOTIFICATIONS, **options})
 
 
 def e003(name, expected, value):

@@ -6,7 +6,6 @@ import json
 import pytest
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.test import override_settings
 
 from notifications import apublish
 from notifications.history import get_history
@@ -14,13 +13,9 @@ from notifications.hub import get_hub
 from notifications.topics import group_name
 
 from .asgi_client import event_ids
+from .helpers import eventually, notifications
 
 RETRY = b"retry: 2000\n\n"
-
-
-def notifications(**options):
-    """Override NOTIFICATIONS with the test settings plus ``options``."""
-    return override_settings(NOTIFICATIONS={**settings.NOTIFICATIONS, **options})
 
 
 def frame(event_id: str, event_type: str, data: str) -> bytes:
@@ -37,15 +32,6 @@ async def open_stream(asgi, path: str, **options):
     first = await stream.body()
     assert first.startswith(RETRY), first
     return stream, first
-
-
-async def eventually(predicate, rounds: int = 200) -> None:
-    """Wait until ``predicate()`` holds, polling a bounded number of times."""
-    for _ in range(rounds):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"still false after {rounds} polls: {predicate.__doc__ or predicate}")
 
 
 async def test_stream_headers_allow_no_buffering_or_compression(asgi):
