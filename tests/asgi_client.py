@@ -33,6 +33,7 @@ class AsgiRequest:
         headers: dict | None = None,
         body: bytes = b"",
         buffer: int = 0,
+        root_path: str = "",
     ):
         path, _, query = path.partition("?")
         self.scope = {
@@ -44,7 +45,7 @@ class AsgiRequest:
             "path": path,
             "raw_path": quote(path).encode(),
             "query_string": query.encode(),
-            "root_path": "",
+            "root_path": root_path,
             "headers": [(b"host", b"testserver")]
             + [(name.lower().encode(), value.encode("latin-1")) for name, value in (headers or {}).items()],
             "client": ("127.0.0.1", 50000),
