@@ -96,7 +96,9 @@ class Hub:
             self.listeners.setdefault(topic, set()).add(listener)
         self.count += 1
         self._empty.clear()
-        if not self.joined.issuperset(listener.topics):
+        # A leave in progress may still count this listener's topics as
+        # joined: wait for it, then join again whatever it left.
+        if not self.joined.issuperset(listener.topics) or self._membership.locked():
             await self._sync_groups()
 
     def remove(self, listener: Listener) -> None:

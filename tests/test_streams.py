@@ -19,7 +19,9 @@ RETRY = b"retry: 2000\n\n"
 
 def arrive_from_layer(*events) -> None:
     for event in events:
-        get_hub().dispatch({"topic": event.type, "event_type": event.type, "id": event.id, "data": event.data})
+        get_hub().dispatch(
+            {"topic": event.type, "event_type": event.type, "id": event.id, "data": event.data}
+        )
 
 
 async def test_event_replayed_then_delivered_late_by_the_layer_is_sent_once():
@@ -42,7 +44,7 @@ async def test_events_before_a_reset_that_arrive_late_are_not_sent():
     stream = event_stream(["alpha"], "0ther-1")
 
     head = str(await history.head())
-    reset = f'id: {head}\nevent: stream_reset\ndata: {json.dumps({"reason": "history_unavailable"})}\n\n'
+    reset = f"id: {head}\nevent: stream_reset\ndata: {json.dumps({'reason': 'history_unavailable'})}\n\n"
     assert await anext(stream) == RETRY + reset.encode()
     newer = await history.append("alpha", "alpha", "2")
     arrive_from_layer(in_flight, newer)
