@@ -7,7 +7,7 @@ import pytest
 from notifications.testing import SSEClient, daphne, free_port
 
 from .conftest import ROOT
-from .test_lifecycle_daphne import publish_http
+from .lifecycle import publish_http
 
 
 @pytest.fixture
@@ -32,7 +32,11 @@ async def test_daphne_serves_headers_retry_events_and_heartbeats(server):
     assert await client.read_until(lambda c: c.retry is not None, 10)
     assert client.retry == 2000
 
-    event_id = await asyncio.to_thread(publish_http, server.port, "announcement", {"text": "héllo\nworld"})
+    status, body = await asyncio.to_thread(
+        publish_http, server.port, "announcement", {"text": "héllo\nworld"}
+    )
+    assert status == 202, body
+    event_id = body["id"]
     assert await client.read_until(lambda c: c.events, 10)
     [event] = client.events
     assert (event.id, event.event, event.json()) == (event_id, "announcement", {"text": "héllo\nworld"})

@@ -10,6 +10,7 @@ from django.conf import settings
 from notifications import apublish
 from notifications.history import get_history
 from notifications.hub import get_hub
+from notifications.lifecycle import drain
 from notifications.topics import group_name
 
 from .asgi_client import event_ids
@@ -331,11 +332,10 @@ async def test_layer_carries_one_message_per_event_however_many_streams(asgi):
 
 
 async def test_drain_sends_queued_events_then_a_farewell_and_ends(asgi):
-    hub = get_hub()
     stream, _ = await open_stream(asgi, "/sse/subscribe/alpha/")
     event_id = await apublish("alpha", 1)
 
-    assert await hub.drain(timeout=2) == 0
+    assert await drain(timeout=2) == 0
 
     assert await stream.rest() == (
         frame(event_id, "alpha", "1")
