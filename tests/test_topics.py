@@ -4,8 +4,6 @@ from types import SimpleNamespace
 
 import pytest
 from channels.layers import InMemoryChannelLayer
-from django.conf import settings
-from django.test import override_settings
 
 from notifications.exceptions import InvalidEventType
 from notifications.topics import (
@@ -19,6 +17,8 @@ from notifications.topics import (
     unregister,
     user_topic,
 )
+
+from .helpers import notifications
 
 
 @pytest.fixture
@@ -53,14 +53,27 @@ def test_names_with_the_reserved_user_prefix_are_not_event_types():
     assert is_valid_name("user-5")
 
 
-def test_register_refuses_an_invalid_name_with_the_rule():
+@pytest.mark.parametrize(
+    "refused, message",
+    [
+        (
+            lambda: register("has space"),
+            "Event type 'has space' is not valid. Use 1 to 64 ASCII letters, digits, "
+            "hyphens, underscores or periods, not starting with 'user.'.",
+        ),
+        (
+            lambda: check_registered("nope"),
+            "Event type 'nope' is not registered. Add it to "
+            "NOTIFICATIONS['EVENT_TYPES'] or call notifications.topics.register().",
+        ),
+    ],
+    ids=["invalid", "unregistered"],
+)
+def test_errors_name_the_value_and_what_is_valid(refused, message):
     with pytest.raises(InvalidEventType) as raised:
-        register("has space")
+        refused()
 
-    assert str(raised.value) == (
-        "Event type 'has space' is not valid. Use 1 to 64 ASCII letters, digits, "
-        "hyphens, underscores or periods, not starting with 'user.'."
-    )
+    assert str(raised.value) == message
     assert "has space" not in registered()
 
 
@@ -93,24 +106,13 @@ def test_unregister_leaves_types_declared_in_settings():
 
 
 def test_settings_declared_types_are_read_at_call_time():
-    declared = {**settings.NOTIFICATIONS, "EVENT_TYPES": ["only_this"]}
-    with override_settings(NOTIFICATIONS=declared):
+    with notifications(EVENT_TYPES=["only_this"]):
         assert registered() == frozenset({"only_this"})
         with pytest.raises(InvalidEventType):
             check_registered("announcement")
 
     assert "announcement" in registered()
     assert "only_this" not in registered()
-
-
-def test_unknown_type_error_says_how_to_declare_it():
-    with pytest.raises(InvalidEventType) as raised:
-        check_registered("nope")
-
-    assert str(raised.value) == (
-        "Event type 'nope' is not registered. Add it to "
-        "NOTIFICATIONS['EVENT_TYPES'] or call notifications.topics.register()."
-    )
 
 
 def test_user_topic_of_a_user_or_a_primary_key():
