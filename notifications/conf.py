@@ -22,7 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT": 15,
     # Milliseconds a browser waits before reconnecting, sent as "retry:".
     "RETRY_MS": 2000,
-    # Events kept per event type for Last-Event-ID catch-up. 0 disables it.
+    # Events kept per topic (event type or user topic) for Last-Event-ID
+    # catch-up. 0 disables it.
     "HISTORY_SIZE": 1000,
     # Dotted path of the EventHistory class and its options.
     "HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
