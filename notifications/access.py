@@ -17,6 +17,7 @@ change of access:
   seconds later (and never, if it is None).
 """
 
+import asyncio
 from typing import Any
 
 from django.http import HttpRequest
@@ -64,7 +65,13 @@ def close_streams_on_logout(sender: Any, request: HttpRequest | None = None, use
     """Receive user_logged_out: end the user's streams served by this process."""
     if user is None or user.pk is None:
         return
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
     for loop, hub in all_hubs().items():
-        # Logout runs in a worker thread (sync views) or on the loop itself.
-        if not loop.is_closed():
+        if loop is current:
+            hub.close_user(str(user.pk), REVOKED)
+        elif not loop.is_closed():
+            # Sync logout views run in a worker thread.
             loop.call_soon_threadsafe(hub.close_user, str(user.pk), REVOKED)

@@ -360,10 +360,14 @@ async def asgi_request(
         False,
     )
     deadline = time.monotonic() + timeout
-    while not response.ended and not (until is not None and until(response.body)):
-        message = await communicator.receive_output(max(deadline - time.monotonic(), 0.01))
-        response.body += message.get("body", b"")
-        response.ended = not message.get("more_body", False)
-    await communicator.send_input({"type": "http.disconnect"})
-    await communicator.wait(timeout)
+    try:
+        while not response.ended and not (until is not None and until(response.body)):
+            message = await communicator.receive_output(max(deadline - time.monotonic(), 0.01))
+            response.body += message.get("body", b"")
+            response.ended = not message.get("more_body", False)
+    finally:
+        # Also when the caller cancels: the application must see the client leave.
+        if not communicator.future.done():
+            await communicator.send_input({"type": "http.disconnect"})
+        await communicator.wait(timeout)
     return response
