@@ -7,6 +7,7 @@ is counted per listener on the fan-out path; the hub adds the number of
 listeners once per event.
 """
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
 
@@ -85,6 +86,16 @@ class NotificationsCollector(Collector):
             "1 while this process drains its streams.",
             value=any(h.draining for h in hubs),
         )
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # Scraped from outside an event loop.
+            pass
+        else:
+            yield GaugeMetricFamily(
+                "notifications_event_loop_tasks",
+                "Tasks alive on the serving event loop (leak detector).",
+                value=tasks,
+            )
         drains = [hub.drain_seconds for hub in hubs if hub.drain_seconds is not None]
         if drains:
             yield GaugeMetricFamily(
