@@ -187,6 +187,14 @@ def _valid_rule(rule: object) -> bool:
     )
 
 
+def _invalid_rule(option: str, rule: object) -> Error:
+    return Error(
+        f"NOTIFICATIONS{option} is {rule!r}, not a valid rule.",
+        hint="Use 'public', 'authenticated' or a permission such as 'app_label.codename'.",
+        id="notifications.E104",
+    )
+
+
 def check_security(app_configs=None, **kwargs):
     """Check access rules, origins and tokens; tokens only matter with DEBUG off."""
     options = getattr(settings, "NOTIFICATIONS", {})
@@ -206,22 +214,10 @@ def check_security(app_configs=None, **kwargs):
                     )
                 )
             if not _valid_rule(rule):
-                errors.append(
-                    Error(
-                        f"NOTIFICATIONS['ACCESS'][{event_type!r}] is {rule!r}, not a valid rule.",
-                        hint="Use 'public', 'authenticated' or a permission such as 'app_label.codename'.",
-                        id="notifications.E104",
-                    )
-                )
+                errors.append(_invalid_rule(f"['ACCESS'][{event_type!r}]", rule))
     default = options.get("DEFAULT_ACCESS", DEFAULTS["DEFAULT_ACCESS"])
     if not _valid_rule(default):
-        errors.append(
-            Error(
-                f"NOTIFICATIONS['DEFAULT_ACCESS'] is {default!r}, not a valid rule.",
-                hint="Use 'public', 'authenticated' or a permission such as 'app_label.codename'.",
-                id="notifications.E104",
-            )
-        )
+        errors.append(_invalid_rule("['DEFAULT_ACCESS']", default))
     origins = options.get("ALLOWED_ORIGINS", [])
     if isinstance(origins, list | tuple):
         for origin in origins:

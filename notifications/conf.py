@@ -55,8 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_STREAM_AGE": 600,
     # Events per second and burst one PUBLISH_TOKEN may send to the HTTP
     # publish endpoint, per process; above it the answer is 429. None lifts it.
-    "PUBLISH_RATE": 100,
-    "PUBLISH_BURST": 200,
+    "PUBLISH_RATE": 1000,
+    "PUBLISH_BURST": 1000,
     # Origins ("https://app.example.com") whose pages may open streams from
     # another origin; "*" allows any origin, but only without credentials.
     # Empty: cross-origin streams are refused.

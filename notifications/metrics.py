@@ -9,7 +9,7 @@ listeners once per event.
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,6 +24,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The label of every private topic: one series per user would leak user
 # keys and grow without bound.
 PRIVATE_TOPICS = "user.*"
+
+
+def _by_label(
+    family: type[Metric], name: str, documentation: str, label: str, counts: Mapping[str, int]
+) -> Metric:
+    metric = family(name, documentation, labels=[label])
+    for value, count in sorted(counts.items()):
+        metric.add_metric([value], count)
+    return metric
 
 
 class NotificationsCollector(Collector):
@@ -43,39 +52,43 @@ class NotificationsCollector(Collector):
         yield GaugeMetricFamily(
             "notifications_streams_open", "Open event streams.", value=sum(hub.count for hub in hubs)
         )
-        per_topic = GaugeMetricFamily(
-            "notifications_topic_streams_open", "Open event streams per topic.", labels=["topic"]
+        yield _by_label(
+            GaugeMetricFamily,
+            "notifications_topic_streams_open",
+            "Open event streams per topic.",
+            "topic",
+            by_topic,
         )
-        for topic, count in sorted(by_topic.items()):
-            per_topic.add_metric([topic], count)
-        yield per_topic
-        per_type = CounterMetricFamily(
-            "notifications_events_published", "Events published by this process.", labels=["event_type"]
+        yield _by_label(
+            CounterMetricFamily,
+            "notifications_events_published",
+            "Events published by this process.",
+            "event_type",
+            published,
         )
-        for event_type, count in sorted(published.items()):
-            per_type.add_metric([event_type], count)
-        yield per_type
-        for name, key, documentation in [
-            ("events_delivered", "events_delivered", "Events queued for a stream (one per stream)."),
-            ("slow_clients_closed", "slow_clients_closed", "Streams closed because the client fell behind."),
-            ("replays", "replays", "Reconnects answered from history after Last-Event-ID."),
-            ("events_replayed", "events_replayed", "Events sent from history on reconnect."),
-            ("layer_errors", "layer_errors", "Channel layer calls that failed."),
+        for key, documentation in [
+            ("events_delivered", "Events queued for a stream (one per stream)."),
+            ("slow_clients_closed", "Streams closed because the client fell behind."),
+            ("replays", "Reconnects answered from history after Last-Event-ID."),
+            ("events_replayed", "Events sent from history on reconnect."),
+            ("layer_errors", "Channel layer calls that failed."),
         ]:
-            yield CounterMetricFamily(f"notifications_{name}", documentation, value=stats[key])
-        resets = CounterMetricFamily(
-            "notifications_stream_resets", "Reconnects answered with stream_reset.", labels=["reason"]
+            yield CounterMetricFamily(f"notifications_{key}", documentation, value=stats[key])
+        resets = {key.removeprefix("resets."): n for key, n in stats.items() if key.startswith("resets.")}
+        yield _by_label(
+            CounterMetricFamily,
+            "notifications_stream_resets",
+            "Reconnects answered with stream_reset.",
+            "reason",
+            resets,
         )
-        for key, count in sorted(stats.items()):
-            if key.startswith("resets."):
-                resets.add_metric([key.removeprefix("resets.")], count)
-        yield resets
-        refused = CounterMetricFamily(
-            "notifications_streams_refused", "Streams refused by a limit, by setting.", labels=["limit"]
+        yield _by_label(
+            CounterMetricFamily,
+            "notifications_streams_refused",
+            "Streams refused by a limit, by setting.",
+            "limit",
+            refusals,
         )
-        for limit, count in sorted(refusals.items()):
-            refused.add_metric([limit], count)
-        yield refused
         yield CounterMetricFamily(
             "notifications_publish_rate_limited",
             "HTTP publish requests answered 429.",
