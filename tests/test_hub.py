@@ -14,7 +14,7 @@ from notifications.hub import get_hub
 from notifications.streams import event_stream
 from notifications.testing import ServerProcess, free_port
 
-from .helpers import eventually
+from .support import wait_until
 
 
 @pytest.fixture
@@ -47,11 +47,11 @@ async def test_stream_opened_while_the_last_one_leaves_still_gets_events(redis_l
     assert hub._membership.locked()
     new = event_stream(["alpha"], None)
     await anext(new)
-    await eventually(lambda: not hub._membership.locked())
+    await wait_until(lambda: not hub._membership.locked())
     event_id = await apublish("alpha", "after reload")
 
     frame = await asyncio.wait_for(anext(new), 5)
     assert f"id: {event_id}\n".encode() in frame
     await new.aclose()
-    await eventually(lambda: hub.channel is None)
+    await wait_until(lambda: hub.channel is None)
     await hub.layer.close_pools()

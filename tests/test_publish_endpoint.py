@@ -9,7 +9,7 @@ from django.test import AsyncClient
 from notifications import process
 from notifications.history import get_history
 
-from .helpers import notifications
+from .support import notifications_settings
 
 TOKEN = settings.NOTIFICATIONS["PUBLISH_TOKEN"]
 AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
@@ -100,7 +100,7 @@ async def test_user_topics_cannot_be_published_to_over_http(client):
 
 
 async def test_endpoint_is_404_when_no_token_is_configured(client):
-    with notifications(PUBLISH_TOKEN=None):
+    with notifications_settings(PUBLISH_TOKEN=None):
         start = await get_history().head()
         response = await post(client, "/sse/publish/alpha/", b"{}")
         get = await client.get("/sse/publish/alpha/")
@@ -120,7 +120,7 @@ async def test_other_methods_are_405(client):
 
 
 async def test_body_over_max_payload_bytes_is_413_and_nothing_is_stored(client):
-    with notifications(MAX_PAYLOAD_BYTES=10):
+    with notifications_settings(MAX_PAYLOAD_BYTES=10):
         start = await get_history().head()
 
         at_limit = await post(client, "/sse/publish/alpha/", b'"12345678"')

@@ -17,7 +17,7 @@ from notifications.exceptions import InvalidEventType, NotificationsError, Paylo
 from notifications.history import EventId, get_history
 
 from .asgi_client import event_ids
-from .helpers import notifications
+from .support import notifications_settings
 
 
 async def stored_since(start: EventId, topics=("alpha",)) -> list:
@@ -65,7 +65,7 @@ async def test_non_finite_numbers_are_refused_as_browsers_cannot_parse_them(numb
 
 
 async def test_data_over_max_payload_bytes_is_refused_and_nothing_is_stored():
-    with notifications(MAX_PAYLOAD_BYTES=12):
+    with notifications_settings(MAX_PAYLOAD_BYTES=12):
         start = await get_history().head()
         assert await apublish("alpha", "x" * 10)  # 12 bytes with its quotes: at the limit
 
@@ -79,7 +79,7 @@ async def test_data_over_max_payload_bytes_is_refused_and_nothing_is_stored():
 
 
 async def test_payload_size_counts_utf8_bytes_of_the_json():
-    with notifications(MAX_PAYLOAD_BYTES=20):
+    with notifications_settings(MAX_PAYLOAD_BYTES=20):
         with pytest.raises(PayloadError, match="is 26 bytes"):
             await apublish("alpha", "éèêë")  # ASCII-escaped: "\\u00e9..." is 26 bytes
 

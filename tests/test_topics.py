@@ -18,7 +18,7 @@ from notifications.topics import (
     user_topic,
 )
 
-from .helpers import notifications
+from .support import notifications_settings
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_unregister_leaves_types_declared_in_settings():
 
 
 def test_settings_declared_types_are_read_at_call_time():
-    with notifications(EVENT_TYPES=["only_this"]):
+    with notifications_settings(EVENT_TYPES=["only_this"]):
         assert registered() == frozenset({"only_this"})
         with pytest.raises(InvalidEventType):
             check_registered("announcement")

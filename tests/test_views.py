@@ -14,7 +14,7 @@ from notifications.lifecycle import drain
 from notifications.topics import group_name
 
 from .asgi_client import event_ids
-from .helpers import eventually, notifications
+from .support import notifications_settings, wait_until
 
 RETRY = b"retry: 2000\n\n"
 
@@ -53,7 +53,7 @@ async def test_first_frame_sets_the_reconnection_delay(asgi):
 
 
 async def test_retry_follows_the_setting(asgi):
-    with notifications(RETRY_MS=750):
+    with notifications_settings(RETRY_MS=750):
         stream = await asgi("/sse/subscribe/alpha/").start()
 
         assert await stream.body() == b"retry: 750\n\n"
@@ -86,7 +86,7 @@ async def test_one_connection_streams_several_types(asgi):
 
 
 async def test_repeated_types_count_once(asgi):
-    with notifications(MAX_TYPES_PER_STREAM=1):
+    with notifications_settings(MAX_TYPES_PER_STREAM=1):
         stream, _ = await open_stream(asgi, "/sse/subscribe/?types=alpha,alpha,")
 
         event_id = await apublish("alpha", 1)
@@ -190,7 +190,7 @@ async def test_unusable_last_event_id_resets_the_stream_never_fails(asgi, last_e
 
 
 async def test_last_event_id_older_than_history_resets_the_stream(asgi):
-    with notifications(HISTORY_SIZE=2):
+    with notifications_settings(HISTORY_SIZE=2):
         await open_stream(asgi, "/sse/subscribe/alpha/")
         evicted = await apublish("alpha", 1)
         for n in range(2, 5):
@@ -202,7 +202,7 @@ async def test_last_event_id_older_than_history_resets_the_stream(asgi):
 
 
 async def test_catch_up_from_within_history_is_exact_even_with_a_small_history(asgi):
-    with notifications(HISTORY_SIZE=2):
+    with notifications_settings(HISTORY_SIZE=2):
         await open_stream(asgi, "/sse/subscribe/alpha/")
         ids = [await apublish("alpha", n) for n in range(4)]
 
@@ -212,7 +212,7 @@ async def test_catch_up_from_within_history_is_exact_even_with_a_small_history(a
 
 
 async def test_idle_stream_gets_heartbeat_comments(asgi):
-    with notifications(HEARTBEAT=0.05):
+    with notifications_settings(HEARTBEAT=0.05):
         stream, _ = await open_stream(asgi, "/sse/subscribe/alpha/")
 
         assert await stream.body() == b":\n\n"
@@ -245,7 +245,7 @@ async def test_unknown_or_malformed_type_is_404_with_a_one_line_reason(asgi, pat
 
 async def test_too_many_types_is_400(asgi):
     types = ",".join(settings.NOTIFICATIONS["EVENT_TYPES"][:3])
-    with notifications(MAX_TYPES_PER_STREAM=2):
+    with notifications_settings(MAX_TYPES_PER_STREAM=2):
         response = await asgi(f"/sse/subscribe/?types={types}").start()
 
         assert response.status == 400
@@ -269,7 +269,7 @@ async def test_disconnect_leaves_no_listener_no_group_and_no_task(asgi):
 
     for stream in streams:
         await stream.disconnect()
-    await eventually(lambda: asyncio.all_tasks() == {asyncio.current_task()})
+    await wait_until(lambda: asyncio.all_tasks() == {asyncio.current_task()})
 
     assert hub.count == 0
     assert hub.listeners == {}
@@ -286,7 +286,7 @@ async def test_leaving_one_type_keeps_the_group_of_another(asgi):
 
     await both.disconnect()
 
-    await eventually(lambda: set(layer.groups) == {group_name("beta")})
+    await wait_until(lambda: set(layer.groups) == {group_name("beta")})
     assert set(hub.listeners) == {"beta"}
     event_id = await apublish("beta", 1)
     assert event_ids(await beta.frames(1)) == [event_id]
@@ -294,7 +294,7 @@ async def test_leaving_one_type_keeps_the_group_of_another(asgi):
 
 async def test_slow_client_is_closed_while_others_get_every_event(asgi):
     hub = get_hub()
-    with notifications(STREAM_QUEUE_SIZE=2):
+    with notifications_settings(STREAM_QUEUE_SIZE=2):
         fast, _ = await open_stream(asgi, "/sse/subscribe/alpha/")
         # The application's send blocks as soon as one message is unread.
         slow = await asgi("/sse/subscribe/alpha/", buffer=1).start()
