@@ -7,19 +7,16 @@ a real server does for a client that stops reading.
 """
 
 import asyncio
-import re
-from urllib.parse import quote
 
 from notifications.asgi import get_asgi_application
+from notifications.testing import http_scope, parse_stream
 
 application = get_asgi_application()
-
-_ID_LINE = re.compile(rb"^id: (.*)$", re.MULTILINE)
 
 
 def event_ids(frames: list[bytes]) -> list[str]:
     """Return the ids of the events in ``frames``, in order."""
-    return [match.decode() for frame in frames for match in _ID_LINE.findall(frame)]
+    return [event.id for event in parse_stream(b"".join(frames)) if event.id is not None]
 
 
 class AsgiRequest:
@@ -36,21 +33,12 @@ class AsgiRequest:
         root_path: str = "",
     ):
         path, _, query = path.partition("?")
-        self.scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": quote(path).encode(),
-            "query_string": query.encode(),
-            "root_path": root_path,
-            "headers": [(b"host", b"testserver")]
-            + [(name.lower().encode(), value.encode("latin-1")) for name, value in (headers or {}).items()],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        header_list = [
+            (name.lower().encode(), value.encode("latin-1")) for name, value in (headers or {}).items()
+        ]
+        self.scope = http_scope(
+            path, method=method, query_string=query.encode(), headers=header_list, root_path=root_path
+        )
         self._inbox: asyncio.Queue = asyncio.Queue()
         self._outbox: asyncio.Queue = asyncio.Queue(maxsize=buffer)
         self._inbox.put_nowait({"type": "http.request", "body": body, "more_body": False})
