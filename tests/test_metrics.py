@@ -5,10 +5,9 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifications import apublish
+from notifications import apublish, lifecycle
 from notifications.history import get_history
 from notifications.hub import STREAMS_LIMIT, get_hub
-from notifications.lifecycle import drain
 from notifications.topics import user_topic
 
 from .support import create_user, get, notifications_settings, session_headers, streams_open
@@ -200,7 +199,7 @@ async def test_slow_clients_layer_errors_and_drain_come_from_the_hub():
             hub.dispatch({"topic": "announcement", "event_type": event.type, "id": event.id, "data": "{}"})
         await streams_open(0)
         hub.stats["layer_errors"] += 2
-        await drain(1)
+        await lifecycle.drain(1)
         after = await scrape()
         await close_all([stream])
     assert (
