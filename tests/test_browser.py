@@ -137,6 +137,23 @@ def shown(page):
     return page.evaluate("window.recorded.events")
 
 
+def navigate_publishing_meanwhile(page, site, path, text):
+    """
+    Go to ``path``, publishing an event when the page left behind is gone and
+    the next page's client has not loaded yet; return the event's id.
+    """
+    published = []
+
+    def publish_then_load(route):
+        published.append(site.publish(text))
+        route.continue_()
+
+    page.route("**/notifications.js", publish_then_load, times=1)
+    page.goto(site.url(path))
+    assert published, "the next page loads the client"
+    return published[0]
+
+
 def test_published_event_appears_as_a_dismissable_toast(context, site):
     page = open_page(context, site.url("/live/"))
 
@@ -250,23 +267,16 @@ def test_navigation_resumes_where_the_previous_page_stopped(context, site):
     first = site.publish("on the first page")
     wait_for_events(page, 1)
     assert shown(page) == [first]
-    published_while_away = []
 
-    def publish_before_the_stream_opens(route):
-        # The first page is gone and the second has no stream yet.
-        published_while_away.append(site.publish("while navigating"))
-        route.continue_()
-
-    page.route("**/sse/subscribe/**", publish_before_the_stream_opens, times=1)
-    page.goto(site.url("/"))
+    while_away = navigate_publishing_meanwhile(page, site, "/", "while navigating")
 
     expect_state(page, "live")
     wait_for_events(page, 1)
-    assert published_while_away and shown(page) == published_while_away
+    assert shown(page) == [while_away]
     expect(page.locator(".notifications-toast")).to_have_text(["Announcementwhile navigating×"])
     last = site.publish("on the second page")
     wait_for_events(page, 2)
-    assert shown(page) == [*published_while_away, last]
+    assert shown(page) == [while_away, last]
 
 
 def test_tab_back_from_navigation_catches_up_and_other_tabs_see_nothing_twice(context, site):
@@ -279,25 +289,17 @@ def test_tab_back_from_navigation_catches_up_and_other_tabs_see_nothing_twice(co
     first = site.publish("to both tabs")
     wait_for_events(leader, 1)
     wait_for_events(follower, 1)
-    published_while_away = []
 
-    def publish_before_the_client_loads(route):
-        # The follower's first page is gone; the leader gets this event, the
-        # follower's next page is not listening yet.
-        published_while_away.append(site.publish("while the follower navigates"))
-        route.continue_()
-
-    follower.route("**/notifications.js", publish_before_the_client_loads, times=1)
-    follower.goto(site.url("/"))
+    # The leader relays this event while no page of the follower listens.
+    while_away = navigate_publishing_meanwhile(follower, site, "/", "while the follower navigates")
 
     expect_state(follower, "live")
     wait_for_events(follower, 1)
     last = site.publish("to both tabs again")
     wait_for_events(leader, 3)
     wait_for_events(follower, 2)
-    assert published_while_away
-    assert shown(leader) == [first, *published_while_away, last]
-    assert shown(follower) == [*published_while_away, last]
+    assert shown(leader) == [first, while_away, last]
+    assert shown(follower) == [while_away, last]
     site.wait_for_open_streams(1)
 
 
