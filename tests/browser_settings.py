@@ -7,5 +7,11 @@ ROOT_URLCONF = "tests.browser_urls"
 # notifications.test maps to 127.0.0.1 in the test browser: a plain-http
 # origin that is not localhost, where browsers offer no Web Locks.
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "notifications.test"]
-NOTIFICATIONS = {**NOTIFICATIONS, "HEARTBEAT": 2, "RETRY_MS": 500}
+NOTIFICATIONS = {
+    **NOTIFICATIONS,
+    "EVENT_TYPES": [*NOTIFICATIONS["EVENT_TYPES"], "members_only"],
+    "ACCESS": {"members_only": "authenticated"},
+    "HEARTBEAT": 2,
+    "RETRY_MS": 500,
+}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

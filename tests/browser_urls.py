@@ -1,12 +1,18 @@
-"""The demo's URLs plus a count of open streams, for tests only (never in project.urls)."""
+"""The demo's URLs plus pages and a stream count for tests only (never in project.urls)."""
 
 import asyncio
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.template import RequestContext, Template
 from django.urls import path
 
 from notifications.hub import existing_hub
 from project.urls import urlpatterns as project_urlpatterns
+
+MEMBERS_ONLY_PAGE = Template(
+    "{% load notifications %}<!doctype html><title>Members only</title>"
+    '{% notifications_client types="members_only" %}<body></body>'
+)
 
 
 async def open_streams(request):
@@ -14,4 +20,12 @@ async def open_streams(request):
     return JsonResponse({"streams": hub.count if hub else 0})
 
 
-urlpatterns = [path("test-only/streams/", open_streams), *project_urlpatterns]
+def members_only(request):
+    return HttpResponse(MEMBERS_ONLY_PAGE.render(RequestContext(request)))
+
+
+urlpatterns = [
+    path("test-only/streams/", open_streams),
+    path("test-only/members-only/", members_only),
+    *project_urlpatterns,
+]

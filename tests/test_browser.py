@@ -191,6 +191,17 @@ def test_markup_in_a_payload_is_shown_as_text(context, site):
     assert page.evaluate("window.injected") is None
 
 
+def test_refused_stream_stops_with_the_servers_reason(context, site):
+    page = context.new_page()
+    page.goto(site.url("/test-only/members-only/"))
+
+    expect_state(page, "failed")
+    expect(page.locator('.notifications-toast[data-kind="error"] .notifications-toast-text')).to_have_text(
+        "The server refused the stream: Log in to subscribe to 'members_only'."
+    )
+    assert site.open_streams() == 0
+
+
 def test_server_restart_resets_the_stream_and_shows_every_event_once(context, site):
     page = open_page(context, site.url("/live/"))
     before = [site.publish(f"before {n}") for n in range(2)]

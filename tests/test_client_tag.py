@@ -47,10 +47,12 @@ def test_heartbeat_and_retry_come_from_settings(settings):
     assert (config["heartbeatMs"], config["retryMs"]) == (2500, 700)
 
 
-def test_without_types_subscribes_to_every_declared_type():
+def test_without_types_subscribes_to_every_declared_public_type(settings):
+    settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "ACCESS": {"beta": "authenticated"}}
+
     config = config_of(render("{% notifications_client %}"))
 
-    expected = sorted(["announcement", "task_started", "task_progress", "task_completed", "alpha", "beta"])
+    expected = sorted(["announcement", "task_started", "task_progress", "task_completed", "alpha"])
     assert config["types"] == config["topics"] == expected
 
 

@@ -12,6 +12,7 @@ from django import template
 from django.urls import reverse
 from django.utils.csp import CONTEXT_KEY as CSP_NONCE
 
+from ..access import PUBLIC, rule_for
 from ..conf import setting
 from ..topics import check_registered, registered, user_topic
 
@@ -20,7 +21,8 @@ register = template.Library()
 
 def _names(types: str | list[str] | tuple[str, ...] | None) -> list[str]:
     if types is None:
-        return sorted(registered())
+        # Only public types: one refused type would fail the whole stream.
+        return sorted(name for name in registered() if rule_for(name) == PUBLIC)
     if isinstance(types, str):
         types = types.split(",")
     return list(dict.fromkeys(check_registered(name.strip()) for name in types if name.strip()))
@@ -37,7 +39,7 @@ def notifications_client(
 ) -> dict[str, Any]:
     """
     Return the context of the client for ``types`` (comma-separated; every
-    declared type by default). With ``private``, events of these types
+    declared public type by default). With ``private``, events of these types
     published to the logged-in user alone arrive too. ``toast_ms`` 0 keeps
     toasts until dismissed.
     """

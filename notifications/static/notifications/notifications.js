@@ -317,7 +317,7 @@
       this.topicsByTab.set(from, topics);
       const changed = this.union().join() !== before;
       const position = this.connection.lastEventId;
-      const welcome = { kind: "welcome", to: from, seq, state: this.tab.state };
+      const welcome = { kind: "welcome", to: from, seq };
       let resumeFrom;
       if (cursor === null) {
         if (position === null) {
@@ -334,7 +334,7 @@
       }
       if (resumeFrom === undefined && (changed || this.tab.state === "failed")) resumeFrom = position;
       if (resumeFrom !== undefined) this.restart(resumeFrom);
-      this.tab.post(welcome);
+      this.tab.post({ ...welcome, state: this.tab.state });
     }
 
     bye({ from }) {
@@ -612,6 +612,8 @@
     }
 
     start() {
+      // Screen readers announce additions to a live region that already exists.
+      if (this.config.toasts) this.api.toasts.container();
       this.setState("connecting");
       this.election.start();
       if (this.role !== "leader") this.sendHello();
@@ -690,7 +692,7 @@
             this.welcomed = true;
             this.leaderTab = message.from;
             if (message.reset) this.applyReset(message.reset);
-            if (message.cursor && this.cursor === null) this.adopt(message.cursor);
+            if (message.cursor) this.adopt(message.cursor);
             this.setState(message.state, null);
           }
           break;
