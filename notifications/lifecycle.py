@@ -21,6 +21,9 @@ Daphne has no lifespan support, so the drain hooks into the servers:
   exiting, and so the parent, on SIGINT or SIGTERM, lets the child drain
   instead of killing it.
 
+Before the drain, the embedded task worker (task_worker.py), if any, stops
+and gets part of the drain timeout to finish its task.
+
 Stream cleanup itself lives in the stream's ``finally`` (streams.py): a client
 disconnect and a forced stop both arrive there as cancellation.
 """
@@ -36,7 +39,7 @@ import time
 
 from django.utils import autoreload
 
-from . import process
+from . import process, task_worker
 from .conf import setting
 from .hub import existing_hub
 from .streams import farewell
@@ -81,10 +84,13 @@ def drain_then_kill_all_applications(server):
 async def _stop_server(server) -> None:
     started = time.monotonic()
     timeout = setting("DRAIN_TIMEOUT")
+    # First let the embedded task worker finish its task, while events still
+    # go out, so its completion reaches browsers before the farewell.
+    await asyncio.to_thread(task_worker.stop, timeout / 2)
     hub = existing_hub(asyncio.get_running_loop())
     logger.info("Draining streams=%d timeout=%ss", hub.count if hub else 0, timeout)
     closing = _stop_keep_alive(server)
-    remaining = await drain(timeout)
+    remaining = await drain(max(timeout - (time.monotonic() - started), 0.1))
     # Let every application finish (Django then sends request_finished).
     pending = [
         details["application_instance"]
