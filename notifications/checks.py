@@ -149,6 +149,8 @@ def _layer_is_in_memory(options: dict) -> bool:
 
 
 def _is_backend(path, *base_paths: str) -> bool:
+    if not isinstance(path, str):
+        return False
     try:
         backend = import_string(path)
         return any(issubclass(backend, import_string(base)) for base in base_paths)

@@ -9,6 +9,7 @@ enqueued in a transaction that rolls back leaves no row.
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.tasks import TaskResult
 from django.tasks.signals import task_enqueued, task_finished, task_started
 
@@ -58,7 +59,13 @@ def _save(task_result: TaskResult, **fields: Any) -> None:
 
 def _enqueuer(task_result: TaskResult):
     pk = enqueued_by(task_result)
-    return None if pk is None else get_user_model().objects.filter(pk=pk).first()
+    if pk is None:
+        return None
+    try:
+        return get_user_model().objects.filter(pk=pk).first()
+    except (TypeError, ValueError, ValidationError):
+        # Not a key of this user model: record the run without its starter.
+        return None
 
 
 def connect() -> None:
