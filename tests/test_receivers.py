@@ -175,37 +175,42 @@ def test_connecting_again_does_not_publish_twice(owner):
     assert [event_type for event_type, _ in lifecycle_events()] == LIFECYCLE
 
 
+async def subscribe_as(user, path: str) -> tuple[int, bytes | None]:
+    """Open ``path`` as ``user`` (None: anonymous); return the status and the first frame, if any."""
+    client = AsyncClient()
+    if user is not None:
+        await client.aforce_login(user)
+    response = await client.get(path)
+    if response.status_code != 200:
+        return response.status_code, None
+    assert response["Content-Type"].startswith("text/event-stream")
+    stream = aiter(response.streaming_content)
+    try:
+        return 200, await anext(stream)
+    finally:
+        await stream.aclose()
+
+
 async def test_private_topic_is_owner_only():
     owner, other = await sync_to_async(
         lambda: (User.objects.create_user("a"), User.objects.create_user("b"))
     )()
     path = f"/sse/subscribe/user.{owner.pk}/"
-    client = AsyncClient()
 
-    assert (await client.get(path)).status_code == 401
-    await client.aforce_login(other)
-    assert (await client.get(path)).status_code == 403
-    await client.aforce_login(owner)
-    response = await client.get(path)
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/event-stream")
-    stream = aiter(response.streaming_content)
-    assert (await anext(stream)).startswith(b"retry:")
-    await stream.aclose()
+    assert (await subscribe_as(None, path))[0] == 401
+    assert (await subscribe_as(other, path))[0] == 403
+    status, first_frame = await subscribe_as(owner, path)
+    assert status == 200
+    assert first_frame.startswith(b"retry:")
 
 
 async def test_staff_with_the_permission_may_watch_every_run_and_others_may_not():
     staff, plain = await sync_to_async(_staff_and_plain_users)()
     path = "/sse/subscribe/?types=task_enqueued,task_started,task_progress,task_completed"
-    client = AsyncClient()
 
-    assert (await client.get(path)).status_code == 401
-    await client.aforce_login(plain)
-    assert (await client.get(path)).status_code == 403
-    await client.aforce_login(staff)
-    response = await client.get(path)
-    assert response.status_code == 200
-    await aiter(response.streaming_content).aclose()
+    statuses = [(await subscribe_as(user, path))[0] for user in (None, plain, staff)]
+
+    assert statuses == [401, 403, 200]
 
 
 def _staff_and_plain_users():
