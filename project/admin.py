@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.translation import ngettext
 
@@ -14,7 +16,7 @@ class ReportAdmin(admin.ModelAdmin):
     actions = ["generate"]
 
     @admin.action(description="Generate report", permissions=["change"])
-    def generate(self, request, queryset):
+    def generate(self, request: HttpRequest, queryset: QuerySet[Report]) -> HttpResponse | None:
         """Queue a generate_report run per selected report and answer at once; a worker runs them."""
         # One transaction: the runs are queued (and announced) together or not at all.
         with transaction.atomic():

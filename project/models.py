@@ -3,6 +3,8 @@
 import json
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import models
 
 from notifications import task_events
@@ -72,12 +74,12 @@ class TaskRun(models.Model):
 VIEW_ALL_RUNS = "project.view_taskrun"
 
 
-def sees_every_run(user) -> bool:
+def sees_every_run(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Return whether ``user`` may watch every task run, not only their own."""
     return user.has_perm(VIEW_ALL_RUNS)
 
 
-def runs_visible_to(user) -> models.QuerySet:
+def runs_visible_to(user: AbstractBaseUser) -> models.QuerySet:
     """Return the task runs ``user`` may see, newest first."""
     runs = TaskRun.objects.select_related("started_by")
     return runs if sees_every_run(user) else runs.filter(started_by=user)

@@ -9,6 +9,7 @@ enqueued in a transaction that rolls back leaves no row.
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.tasks import TaskResult
 from django.tasks.signals import task_enqueued, task_finished, task_started
@@ -57,7 +58,7 @@ def _save(task_result: TaskResult, **fields: Any) -> None:
     )
 
 
-def _enqueuer(task_result: TaskResult):
+def _enqueuer(task_result: TaskResult) -> AbstractBaseUser | None:
     pk = enqueued_by(task_result)
     if pk is None:
         return None

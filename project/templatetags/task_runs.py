@@ -1,6 +1,7 @@
 """Template tags for pages that show task runs live."""
 
 from django import template
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -30,7 +31,7 @@ def live_cell(run: TaskRun, field: str) -> SafeString:
     )
 
 
-def stream_url(user) -> str:
+def stream_url(user: AbstractBaseUser) -> str:
     """Return the stream that carries the task events ``user`` may see."""
     if sees_every_run(user):
         return reverse("notifications:subscribe_many") + "?types=" + ",".join(TASK_EVENT_TYPES)
