@@ -82,7 +82,6 @@ class Hub:
         # drain can catch up on events still in flight.
         self.positions: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
-        self.draining = False
         self._membership = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._receiver: asyncio.Task | None = None
@@ -139,7 +138,6 @@ class Hub:
         with a farewell. Return how many streams were still open after
         ``timeout`` seconds.
         """
-        self.draining = True
         if self.count:
             await self._catch_up()
         for listeners in list(self.listeners.values()):

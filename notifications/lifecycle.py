@@ -19,7 +19,9 @@ Daphne has no lifespan support, so the drain hooks into the servers:
   SIGTERM: nothing would stop the reactor. install() wraps the reloader so the
   child stops the reactor from its thread (running the drain above) before
   exiting, and so the parent, on SIGINT or SIGTERM, lets the child drain
-  instead of killing it.
+  instead of killing it. Across a reload the child hands its in-memory
+  history to the next child through a file the parent names, so ids stay
+  valid and clients catch up instead of resetting.
 
 Before the drain, the embedded task worker (task_worker.py), if any, stops
 and gets part of the drain timeout to finish its task.
@@ -29,18 +31,22 @@ disconnect and a forced stop both arrive there as cancellation.
 """
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from django.utils import autoreload
 
 from . import process, task_worker
 from .conf import setting
+from .history import get_history
 from .hub import existing_hub
 from .streams import farewell
 
@@ -48,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 # Seconds to let closed connections flush their last bytes to the client.
 FLUSH_TIMEOUT = 2
+# Names the file through which reloader children hand history over.
+HANDOVER_ENV = "NOTIFICATIONS_HISTORY_HANDOVER"
 
 
 async def drain(timeout: float) -> int:
@@ -171,6 +179,7 @@ def run_with_reloader(main_func, *args, **kwargs):
     if os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true":
         sys.exit(_restart_with_reloader())
     stop_requested = _exit_on_first_signal()
+    _take_history_over()
     reloader = autoreload.get_reloader()
     logger.info("Watching for file changes with %s", reloader.__class__.__name__)
     try:
@@ -180,6 +189,21 @@ def run_with_reloader(main_func, *args, **kwargs):
     finally:
         stop_requested.set()
         _stop_reactor_thread()
+        _hand_history_over()
+
+
+def _take_history_over() -> None:
+    handover = Path(os.environ.get(HANDOVER_ENV, ""))
+    history = get_history()
+    if handover.is_file() and hasattr(history, "restore"):
+        history.restore(json.loads(handover.read_text()))
+        handover.unlink()
+
+
+def _hand_history_over() -> None:
+    history = get_history()
+    if os.environ.get(HANDOVER_ENV) and hasattr(history, "dump"):
+        Path(os.environ[HANDOVER_ENV]).write_text(json.dumps(history.dump()))
 
 
 def _exit_on_first_signal() -> threading.Event:
@@ -210,8 +234,16 @@ def _stop_reactor_thread() -> None:
 
 def _restart_with_reloader() -> int:
     """Run the server in a child process, restarting it after a reload."""
-    environ = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
+    handover = Path(tempfile.gettempdir()) / f"notifications-history-{os.getpid()}.json"
+    environ = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true", HANDOVER_ENV: str(handover)}
     arguments = autoreload.get_child_arguments()
+    try:
+        return _run_children(arguments, environ)
+    finally:
+        handover.unlink(missing_ok=True)
+
+
+def _run_children(arguments: list[str], environ: dict) -> int:
     child = None
     stopping = False
 

@@ -17,6 +17,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+from . import process
 from .conf import setting
 from .encoding import Event, encode_comment, encode_event, encode_retry
 from .exceptions import InvalidEventId
@@ -62,7 +63,7 @@ async def event_stream(topics: list[str], last_event_id: str | None) -> AsyncIte
     retry_ms = setting("RETRY_MS")
     heartbeat = setting("HEARTBEAT")
     hub = get_hub()
-    if hub.draining:
+    if process.stopping:
         yield farewell(retry_ms)
         return
     listener = Listener(topics, setting("STREAM_QUEUE_SIZE"))

@@ -17,10 +17,10 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from . import process
 from .access import refusal
 from .conf import setting
 from .exceptions import InvalidEventType, PayloadError, PublishRefused
-from .hub import get_hub
 from .publishing import apublish
 from .streams import event_stream
 from .topics import check_registered, check_topic
@@ -70,7 +70,7 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
     response["Cache-Control"] = "no-cache"
     # Tell nginx and similar proxies to pass each event on at once.
     response["X-Accel-Buffering"] = "no"
-    if get_hub().draining:
+    if process.stopping:
         response["Connection"] = "close"
     return response
 

@@ -24,10 +24,14 @@ def fresh_state():
 
 @pytest.fixture
 def server_env(tmp_path):
-    """Environment for a server subprocess: project settings, own SQLite file, publish token."""
+    """
+    Environment for a server subprocess: the project with the probe app, its
+    own SQLite file, a publish token, and the probe's log file.
+    """
     return {
-        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
         "DJANGO_DB_PATH": str(tmp_path / "db.sqlite3"),
+        "PROBE_LOG": str(tmp_path / "probe.log"),
         "NOTIFICATIONS_PUBLISH_TOKEN": "test-token-0123456789abcdef0123456789",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }

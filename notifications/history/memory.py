@@ -13,7 +13,9 @@ class InMemoryHistory(EventHistory):
     Keep events in per-topic ring buffers in this process.
 
     The epoch is random per process, so after a restart every old id is
-    recognised as foreign and the client is told to reset.
+    recognised as foreign and the client is told to reset. runserver's
+    autoreloader hands the history over to the next child with dump() and
+    restore() (see lifecycle.py), so a reload keeps ids and catch-up.
     """
 
     def __init__(self, size: int, **options):
@@ -50,3 +52,29 @@ class InMemoryHistory(EventHistory):
                 found.extend(item for item in self._events.get(topic, ()) if item[0] > last_id.seq)
         found.sort(key=lambda item: item[0])
         return [event for _, event in found]
+
+    def dump(self) -> dict:
+        """Return the whole history as JSON-serialisable data."""
+        with self._lock:
+            return {
+                "epoch": self.epoch,
+                "seq": self._seq,
+                "evicted": dict(self._evicted),
+                "events": {
+                    topic: [[seq, event.type, event.data, event.id] for seq, event in events]
+                    for topic, events in self._events.items()
+                },
+            }
+
+    def restore(self, state: dict) -> None:
+        """Replace the history with one produced by dump()."""
+        with self._lock:
+            self.epoch = state["epoch"]
+            self._seq = state["seq"]
+            self._evicted = dict(state["evicted"])
+            self._events = {
+                topic: deque(
+                    (seq, Event(event_type, data, event_id)) for seq, event_type, data, event_id in rows
+                )
+                for topic, rows in state["events"].items()
+            }

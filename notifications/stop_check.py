@@ -1,0 +1,117 @@
+"""
+Measure what a server does to open streams when it is told to stop.
+
+Start a server on a free loopback port, open N streams, publish events,
+send a signal, and report what the clients saw: streams properly ended,
+farewell events, events lost, time to exit, tracebacks and ERROR lines in
+the server's output. Any server that serves ``/sse/subscribe/<type>/`` and
+accepts ``POST /sse/publish/<type>/`` with a bearer token can be checked, so
+the same report compares this app with other implementations.
+"""
+
+import asyncio
+import json
+import secrets
+import shlex
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .testing import ServerProcess, free_port, http_request, open_streams
+
+
+@dataclass
+class StopReport:
+    server: str
+    streams: int
+    events_published: int
+    ended_cleanly: int
+    farewells: int
+    events_lost: int
+    events_duplicated: int
+    exit_seconds: float | None
+    exit_status: int | None
+    traceback_lines: int
+    error_lines: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _publish(port: int, event_type: str, token: str, n: int) -> str:
+    status, body = http_request(
+        port,
+        "POST",
+        f"/sse/publish/{event_type}/",
+        json.dumps({"n": n}).encode(),
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    if status != 202:
+        raise RuntimeError(f"Publishing answered {status}: {body[:200]!r}.")
+    return json.loads(body)["id"]
+
+
+async def _check(server: ServerProcess, name, streams, events, event_type, token, signum, timeout):
+    clients = await open_streams(server.port, f"/sse/subscribe/{event_type}/", streams)
+    for n in range(events):
+        await asyncio.to_thread(_publish, server.port, event_type, token, n)
+    # Let the last event reach every stream, bounded.
+    expected = {str(n) for n in range(events)}
+    await asyncio.gather(
+        *(client.read_until(lambda c: len(c.of_type(event_type)) >= events, 10) for client in clients)
+    )
+    sent_at = server.signal(signum)
+    await asyncio.gather(*(client.read_to_end(timeout) for client in clients))
+    status = await asyncio.to_thread(server.wait, timeout)
+    exit_seconds = time.monotonic() - sent_at if status is not None else None
+    lost = duplicated = 0
+    for client in clients:
+        received = [str(event.json().get("n")) for event in client.of_type(event_type)]
+        lost += len(expected - set(received))
+        duplicated += len(received) - len(set(received))
+        client.close()
+    output = server.output()
+    return StopReport(
+        server=name,
+        streams=streams,
+        events_published=events,
+        ended_cleanly=sum(client.terminated for client in clients),
+        farewells=sum(bool(client.of_type("server_shutdown")) for client in clients),
+        events_lost=lost,
+        events_duplicated=duplicated,
+        exit_seconds=exit_seconds,
+        exit_status=status,
+        traceback_lines=output.count("Traceback"),
+        error_lines=sum("ERROR" in line for line in output.splitlines()),
+    )
+
+
+def run_stop_check(
+    name: str,
+    command: str,
+    *,
+    streams: int = 500,
+    events: int = 5,
+    event_type: str = "announcement",
+    signum: int = signal.SIGTERM,
+    timeout: float = 30,
+    env: dict | None = None,
+    cwd: Path | None = None,
+) -> StopReport:
+    """
+    Run ``command`` (``{port}`` is replaced by a free port) and report what a
+    stop does to ``streams`` open streams. A server still running after
+    ``timeout`` seconds is killed and reported with no exit status.
+    """
+    port = free_port()
+    token = secrets.token_urlsafe(32)
+    argv = [part.replace("{port}", str(port)) for part in shlex.split(command)]
+    server = ServerProcess(argv, port, {**(env or {}), "NOTIFICATIONS_PUBLISH_TOKEN": token}, cwd)
+    with tempfile.TemporaryDirectory() as directory:
+        server.start(Path(directory) / "server.log")
+        try:
+            return asyncio.run(_check(server, name, streams, events, event_type, token, signum, timeout))
+        finally:
+            server.stop(timeout=2)

@@ -1,0 +1,20 @@
+import asyncio
+
+from django.http import HttpResponse, StreamingHttpResponse
+
+
+async def slow(request):
+    """Answer after ?seconds=N: keeps a drain waiting on an ordinary request."""
+    await asyncio.sleep(float(request.GET.get("seconds", "1")))
+    return HttpResponse("slow done\n")
+
+
+async def stubborn_stream(request):
+    """A hand-made stream that ignores shutdown, as a third-party view might."""
+
+    async def forever():
+        for _ in range(100_000):
+            yield b": tick\n\n"
+            await asyncio.sleep(0.1)
+
+    return StreamingHttpResponse(forever(), content_type="text/event-stream")

@@ -1,0 +1,12 @@
+"""Settings for server subprocesses in tests: the project plus the probe app."""
+
+import os
+
+from project.settings import *  # noqa: F403
+from project.settings import INSTALLED_APPS, NOTIFICATIONS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]
+ROOT_URLCONF = "tests.probe.urls"
+NOTIFICATIONS = {**NOTIFICATIONS, "EVENT_TYPES": [*NOTIFICATIONS["EVENT_TYPES"], "alpha", "beta"]}
+if os.environ.get("NOTIFICATIONS_HEARTBEAT"):
+    NOTIFICATIONS["HEARTBEAT"] = float(os.environ["NOTIFICATIONS_HEARTBEAT"])
