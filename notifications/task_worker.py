@@ -33,9 +33,10 @@ from .conf import setting
 
 logger = logging.getLogger(__name__)
 
-# Seconds between two looks at an empty queue; also the longest a stop waits
-# for an idle worker.
-POLL_INTERVAL = 0.5
+# Seconds between two looks at an empty queue: how long a new task may wait,
+# and the longest a stop waits for an idle worker (it sleeps uninterruptibly
+# in django-tasks-db's loop). One poll is a short SQLite transaction.
+POLL_INTERVAL = 0.2
 # Seconds before trying again when the queue cannot be read (say, before
 # `migrate` created its table).
 RETRY_INTERVAL = 5
