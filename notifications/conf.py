@@ -70,6 +70,14 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_ACCESS": None,
     # Bearer token for the metrics endpoint when METRICS_ACCESS is "token".
     "METRICS_TOKEN": None,
+    # Seconds between two task_progress events of one task run. Updates in
+    # between are skipped, not delayed: the next one carries the newest state.
+    # 0 publishes every update.
+    "TASK_PROGRESS_INTERVAL": 0.5,
+    # Alias in TASKS of a django-tasks-db backend whose tasks a thread of each
+    # server process runs (development: runserver alone runs everything).
+    # None: no worker in the server; run `manage.py db_worker` processes.
+    "EMBEDDED_TASK_WORKER": None,
 }
 
 

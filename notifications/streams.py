@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 
 from . import process
 from .conf import setting
-from .encoding import Event, encode_comment, encode_event, encode_retry
+from .encoding import Event, encode_comment, encode_event, encode_position, encode_retry
 from .exceptions import InvalidEventId
 from .history import EventId, get_history
 from .hub import EXPIRED, REVOKED, SHUTDOWN, SLOW, Listener, get_hub
@@ -56,12 +56,19 @@ async def catch_up(listener: Listener, last_event_id: str | None) -> bytes:
     """
     Return the frames a client resuming from ``last_event_id`` missed, or a
     ``stream_reset`` event when they cannot be known, and make the listener
-    skip live frames already covered.
+    skip live frames already covered. A new stream (no ``last_event_id``)
+    gets the position it starts from instead.
     """
-    if last_event_id is None:
-        return b""
     history = get_history()
     stats = get_hub().stats
+    if last_event_id is None:
+        # Without a position, a client whose connection drops before its
+        # first event would reconnect without Last-Event-ID and miss what was
+        # published meanwhile. A frame with an id and no data sets the
+        # browser's last event id and fires no event.
+        head = await history.head()
+        listener.skip_up_to = head.seq
+        return encode_position(str(head))
     try:
         events = await history.events_after(listener.topics, EventId.parse(last_event_id))
         reason = "history_unavailable"

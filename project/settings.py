@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "notifications",
+    "django_tasks_db",
     "project",
 ]
 
@@ -70,6 +71,21 @@ NOTIFICATIONS = {
     "EVENT_TYPES": ["announcement", "task_started", "task_progress", "task_completed"],
     "PUBLISH_TOKEN": os.environ.get("NOTIFICATIONS_PUBLISH_TOKEN") or None,
 }
+# Staff with this permission see every task run; a user always sees their own
+# runs on their private topic.
+NOTIFICATIONS["ACCESS"] = {
+    event_type: "project.view_taskrun"
+    for event_type in ("task_enqueued", "task_started", "task_progress", "task_completed")
+}
+# Tasks are queued in the database (django-tasks-db). By default a thread of
+# the server runs them, so `manage.py runserver` alone runs the demo. With
+# TASK_WORKER=separate, run `python manage.py db_worker` processes instead
+# (and a Redis channel layer, so their events reach the server).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+if os.environ.get("TASK_WORKER", "embedded") == "embedded":
+    NOTIFICATIONS["EMBEDDED_TASK_WORKER"] = "default"
+# Seconds the demo report task spends on each section.
+DEMO_SECTION_SECONDS = float(os.environ.get("DEMO_SECTION_SECONDS", "0.5"))
 if os.environ.get("NOTIFICATIONS_DRAIN_TIMEOUT"):
     NOTIFICATIONS["DRAIN_TIMEOUT"] = float(os.environ["NOTIFICATIONS_DRAIN_TIMEOUT"])
 
@@ -78,6 +94,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+LOGIN_URL = "admin:login"
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,82 @@
+"""{% notifications_client %} puts the script and its JSON configuration on a page."""
+
+import json
+import re
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.template import Context, Template
+from django.test import RequestFactory
+
+from notifications.exceptions import InvalidEventType
+
+
+def render(tag: str, user=None, **context) -> str:
+    request = RequestFactory().get("/")
+    request.user = user or AnonymousUser()
+    return Template("{% load notifications %}" + tag).render(Context({"request": request, **context}))
+
+
+def config_of(html: str) -> dict:
+    match = re.search(r'<script id="notifications-config" type="application/json">(.*?)</script>', html)
+    return json.loads(match[1])
+
+
+def test_renders_stylesheet_configuration_and_deferred_script():
+    html = render('{% notifications_client types="announcement,beta" %}')
+
+    assert '<link rel="stylesheet" href="/static/notifications/notifications.css"' in html
+    assert '<script src="/static/notifications/notifications.js" defer' in html
+    assert config_of(html) == {
+        "url": "/sse/subscribe/",
+        "types": ["announcement", "beta"],
+        "topics": ["announcement", "beta"],
+        "heartbeatMs": 15000,
+        "retryMs": 2000,
+        "toasts": True,
+        "toastMs": 8000,
+        "indicator": True,
+    }
+
+
+def test_heartbeat_and_retry_come_from_settings(settings):
+    settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "HEARTBEAT": 2.5, "RETRY_MS": 700}
+
+    config = config_of(render('{% notifications_client types="alpha" %}'))
+
+    assert (config["heartbeatMs"], config["retryMs"]) == (2500, 700)
+
+
+def test_without_types_subscribes_to_every_declared_public_type(settings):
+    settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "ACCESS": {"beta": "authenticated"}}
+
+    config = config_of(render("{% notifications_client %}"))
+
+    expected = sorted(["announcement", "task_started", "task_progress", "task_completed", "alpha"])
+    assert config["types"] == config["topics"] == expected
+
+
+def test_types_may_be_a_list_from_the_context():
+    config = config_of(
+        render("{% notifications_client types=wanted toasts=False %}", wanted=["beta", "alpha"])
+    )
+
+    assert (config["types"], config["toasts"]) == (["beta", "alpha"], False)
+
+
+def test_undeclared_type_fails_loudly():
+    with pytest.raises(InvalidEventType, match="'nonexistent' is not registered"):
+        render('{% notifications_client types="announcement,nonexistent" %}')
+
+
+def test_private_adds_the_logged_in_users_topic_only():
+    tag = '{% notifications_client types="task_completed" private=True %}'
+
+    assert config_of(render(tag, user=User(pk=42)))["topics"] == ["task_completed", "user.42"]
+    assert config_of(render(tag))["topics"] == ["task_completed"]
+
+
+def test_csp_nonce_reaches_the_script_and_stylesheet():
+    html = render('{% notifications_client types="alpha" %}', csp_nonce="n0nce")
+
+    assert html.count('nonce="n0nce"') == 2
