@@ -69,6 +69,8 @@ class CheckSettingsTests(SimpleTestCase):
             "ALLOW_CREDENTIALS": ("yes", True),
             "METRICS_ACCESS": ("public", "staff"),
             "METRICS_TOKEN": ("", None),
+            "TASK_PROGRESS_INTERVAL": (-0.5, 0),
+            "EMBEDDED_TASK_WORKER": ("", None),
         }
         self.assertEqual(set(bad_and_good), set(RULES))
         for name, (bad, good) in bad_and_good.items():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from notifications.encoding import Event, encode_comment, encode_event, encode_retry
+from notifications.encoding import Event, encode_comment, encode_event, encode_position, encode_retry
 
 
 def test_event_frame_has_id_event_and_data_then_blank_line():
@@ -60,3 +60,9 @@ def test_comment_frame_starts_each_line_with_colon():
     assert encode_comment() == b":\n\n"
     assert encode_comment("keep-alive") == b":keep-alive\n\n"
     assert encode_comment("one\ntwo\r\nthree") == b":one\n:two\n:three\n\n"
+
+
+def test_position_frame_is_an_id_without_data():
+    assert encode_position("abc-7") == b"id: abc-7\n\n"
+    with pytest.raises(ValueError, match="SSE field 'id' must not contain CR, LF or NUL"):
+        encode_position("abc-7\ndata: injected")

@@ -107,7 +107,7 @@ def test_unregister_leaves_types_declared_in_settings():
 
 def test_settings_declared_types_are_read_at_call_time():
     with notifications_settings(EVENT_TYPES=["only_this"]):
-        assert registered() == frozenset({"only_this"})
+        assert "only_this" in registered()
         with pytest.raises(InvalidEventType):
             check_registered("announcement")
 

@@ -46,17 +46,24 @@ async def test_stream_headers_allow_no_buffering_or_compression(asgi):
     assert "content-length" not in stream.headers
 
 
-async def test_first_frame_sets_the_reconnection_delay(asgi):
+def position(event_id) -> bytes:
+    return f"id: {event_id}\n\n".encode()
+
+
+async def test_first_frame_sets_the_reconnection_delay_and_the_position(asgi):
+    await apublish("alpha", 1)
+    head = await get_history().head()
+
     stream = await asgi("/sse/subscribe/alpha/").start()
 
-    assert await stream.body() == RETRY
+    assert await stream.body() == RETRY + position(head)
 
 
 async def test_retry_follows_the_setting(asgi):
     with notifications_settings(RETRY_MS=750):
         stream = await asgi("/sse/subscribe/alpha/").start()
 
-        assert await stream.body() == b"retry: 750\n\n"
+        assert await stream.body() == b"retry: 750\n\n" + position(await get_history().head())
 
 
 async def test_published_event_arrives_as_one_frame_with_id_event_and_data(asgi):
@@ -182,7 +189,7 @@ async def test_unusable_last_event_id_resets_the_stream_never_fails(asgi, last_e
 
     assert stream.status == 200
     if reason is None:
-        assert await stream.body() == RETRY
+        assert await stream.body() == RETRY + position(head)
     else:
         assert await stream.body() == RETRY + reset_frame(head, reason)
     live = await apublish("alpha", 2)
@@ -298,7 +305,7 @@ async def test_slow_client_is_closed_while_others_get_every_event(asgi):
         fast, _ = await open_stream(asgi, "/sse/subscribe/alpha/")
         # The application's send blocks as soon as one message is unread.
         slow = await asgi("/sse/subscribe/alpha/", buffer=1).start()
-        assert await slow.body() == RETRY
+        assert (await slow.body()).startswith(RETRY)
 
         ids = []
         for n in range(10):
