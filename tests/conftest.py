@@ -2,7 +2,9 @@ import os
 from pathlib import Path
 
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.layers import channel_layers
+from django.db import connections
 
 from notifications import process
 from notifications.history import reset_history
@@ -20,6 +22,10 @@ def fresh_state():
     channel_layers.backends.clear()
     reset_history()
     process.stopping = False
+    # Async tests and stream requests run their ORM calls on asgiref's one
+    # shared executor thread, whose connection would outlive the test and
+    # fail the next test that may not use the database.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # A file, not SQLite's in-memory default: stream requests run their ORM calls
 # on asgiref's one shared executor thread, and an in-memory connection there
-# can never be closed, so it would outlive the test that opened it.
+# cannot be closed: conftest.fresh_state closes it after every test.
 DATABASES["default"]["TEST"] = {  # noqa: F405
     "NAME": os.path.join(tempfile.gettempdir(), f"notifications-test-{os.getpid()}.sqlite3")
 }
