@@ -15,17 +15,20 @@ A stream ends in one of three ways:
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 from . import process
 from .conf import setting
 from .encoding import Event, encode_comment, encode_event, encode_retry
-from .exceptions import InvalidEventId
+from .exceptions import BackendUnavailable, InvalidEventId
 from .history import EventId, get_history
-from .hub import SHUTDOWN, SLOW, Listener, get_hub
+from .hub import SHUTDOWN, SLOW, Listener, get_hub, reset_frame
+from .hub import STREAM_RESET as STREAM_RESET
+
+logger = logging.getLogger(__name__)
 
 SERVER_SHUTDOWN = "server_shutdown"
-STREAM_RESET = "stream_reset"
 
 
 def farewell(retry_ms: int) -> bytes:
@@ -50,11 +53,10 @@ async def catch_up(listener: Listener, last_event_id: str | None) -> bytes:
         events, reason = None, "invalid_id"
     if events is None:
         head = await history.head()
-        listener.skip_up_to = head.seq
-        data = json.dumps({"reason": reason})
-        return encode_event(Event(STREAM_RESET, data, str(head)))
+        listener.skip_through(head.seq)
+        return reset_frame(reason, head)
     if events:
-        listener.skip_up_to = EventId.parse(events[-1].id).seq
+        listener.skip_through(EventId.parse(events[-1].id).seq)
     return b"".join(encode_event(event) for event in events)
 
 
@@ -68,8 +70,17 @@ async def event_stream(topics: list[str], last_event_id: str | None) -> AsyncIte
         return
     listener = Listener(topics, setting("STREAM_QUEUE_SIZE"))
     try:
-        await hub.add(listener)
-        yield encode_retry(retry_ms) + await catch_up(listener, last_event_id)
+        try:
+            await hub.add(listener)
+            opening = encode_retry(retry_ms) + await catch_up(listener, last_event_id)
+        except BackendUnavailable as exc:
+            # Redis is restarting, say: end now with retry, and the browser
+            # comes back with its Last-Event-ID, rather than wait here
+            # without the events it missed.
+            logger.warning("Stream could not start topics=%s error=%r", ",".join(topics), str(exc))
+            yield encode_retry(retry_ms)
+            return
+        yield opening
         while True:
             if not listener.frames and listener.close_reason is None:
                 try:

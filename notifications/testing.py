@@ -58,6 +58,7 @@ class SSEClient:
     cut: bool = False
     last_event_id: str | None = None
     body: bytes = b""
+    _pending: bytes = field(default=b"", repr=False)
 
     async def connect(self, timeout: float = 10) -> None:
         """Send the request and read the status line and headers."""
@@ -120,6 +121,10 @@ class SSEClient:
             self._feed(data[:-2])
         except (asyncio.IncompleteReadError, ConnectionError):
             self.cut = True
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data`` as if read from the wire (for stream bodies driven in-process)."""
+        self._feed(data)
 
     def _feed(self, data: bytes) -> None:
         self.body += data

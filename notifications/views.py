@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 from . import process
 from .access import refusal
 from .conf import setting
-from .exceptions import InvalidEventType, PayloadError, PublishRefused
+from .exceptions import BackendUnavailable, InvalidEventType, PayloadError, PublishRefused
 from .publishing import apublish
 from .streams import event_stream
 from .topics import check_registered, check_topic
@@ -102,6 +102,6 @@ async def publish(request: HttpRequest, event_type: str) -> HttpResponse:
         event_id = await apublish(event_type, data)
     except PayloadError as exc:
         return _plain(413, str(exc))
-    except PublishRefused as exc:
+    except (PublishRefused, BackendUnavailable) as exc:
         return _plain(503, str(exc), **{"Retry-After": "1"})
     return JsonResponse({"id": event_id}, status=202)
