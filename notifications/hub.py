@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 SLOW = "slow"
 SHUTDOWN = "shutdown"
 
+# Longest pause, in seconds, between attempts to rejoin a failed layer: short,
+# because events published once Redis is back reach streams only after it.
+MAX_RETRY_PAUSE = 1
+
 # The event that tells a client to refetch its state: what it missed cannot
 # be replayed. Its id is where the stream resumes.
 STREAM_RESET = "stream_reset"
@@ -120,8 +124,11 @@ class Hub:
         # Highest seq fanned out (or known at join time) per topic, so a
         # drain can catch up on events still in flight.
         self.positions: dict[str, int] = {}
-        # The history epoch those positions belong to.
+        # The history epoch those positions belong to, the epochs left
+        # behind by a reset, and the other epochs already looked into.
         self.epoch: str | None = None
+        self.retired_epochs: set[str] = set()
+        self._epochs_checked: set[str] = set()
         # Per topic, the highest seq fanned out from history by a resync:
         # the layer may still bring those events, which must not go out twice.
         self.replayed_up_to: dict[str, int] = {}
@@ -171,10 +178,13 @@ class Hub:
         event_id = EventId.parse(message["id"])
         seq = event_id.seq
         if event_id.epoch != self.epoch and self.epoch is not None:
-            # The history started a new epoch (or this is a straggler from the
-            # old one): a resync resets listeners and replays what is needed.
-            self.request_resync()
-            return
+            if event_id.epoch in self.retired_epochs:
+                return  # A straggler from before a reset.
+            if event_id.epoch not in self._epochs_checked:
+                # The history may have started a new epoch: a resync resets
+                # listeners, which supersedes this event if it goes out now.
+                self._epochs_checked.add(event_id.epoch)
+                self.request_resync()
         if not replayed and seq <= self.replayed_up_to.get(topic, 0):
             return
         if seq > self.positions.get(topic, 0):
@@ -260,6 +270,7 @@ class Hub:
         for listener in reset:
             listener.reset(frame, head.seq)
         if head.epoch != self.epoch:
+            self.retired_epochs.add(self.epoch)
             self.positions.clear()
             self.replayed_up_to.clear()
         for topic in topics:
@@ -318,7 +329,7 @@ class Hub:
                 self.stats["layer_errors"] += 1
                 logger.warning("Channel layer receive failed error=%r; rejoining groups", describe(exc))
                 await self._recover(pause)
-                pause = min(pause * 2, 5)
+                pause = min(pause * 2, MAX_RETRY_PAUSE)
                 continue
             pause = 0.1
             if message.get("type") == "notifications.event":
@@ -336,7 +347,7 @@ class Hub:
             except Exception as exc:
                 self.stats["layer_errors"] += 1
                 logger.debug("Resync failed error=%r; retrying in %ss", describe(exc), backoff)
-                backoff = min(backoff * 2, 5)
+                backoff = min(backoff * 2, MAX_RETRY_PAUSE)
                 continue
             logger.info("Channel layer back after %.1fs; groups rejoined", time.monotonic() - started)
             return

@@ -52,6 +52,11 @@ class RedisServer:
         """A synchronous client, for looking at the server from the test."""
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
 
+    def clients_named(self, name: str) -> int:
+        """Return how many connections carry the client name ``name``."""
+        with self.client() as client:
+            return sum(1 for entry in client.client_list() if entry.get("name") == name)
+
     def connected_clients(self) -> int:
         """Return how many clients are connected, not counting the one that asks."""
         with self.client() as client:

@@ -237,6 +237,8 @@ class RedisHistory(EventHistory):
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 decode_responses=True,
+                # Names the connections in CLIENT LIST, to tell them from the layer's.
+                client_name=f"{self.prefix}-history",
                 # redis-py 8.1 over RESP3 hands out pooled connections that
                 # Redis closed (a restart) without checking them, so the next
                 # call fails; RESP2 keeps the check. See
