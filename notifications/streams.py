@@ -1,7 +1,7 @@
 """
 The body of one event stream: replay, live events, keep-alive, farewell.
 
-A stream ends in one of three ways:
+A stream ends in one of four ways:
 
 - the client disconnects: Django cancels the body iterator, and the
   ``finally`` below unregisters the listener at once;
@@ -10,7 +10,13 @@ A stream ends in one of three ways:
   catches up from history;
 - the server stops: the hub closes every listener with SHUTDOWN, the stream
   sends what is queued, then a ``server_shutdown`` event carrying ``retry:``,
-  and ends, so the response is properly terminated (see lifecycle.py).
+  and ends, so the response is properly terminated (see lifecycle.py);
+- it cannot start because the channel layer or the history is unreachable
+  (Redis restarting): it sends ``retry:`` and ends at once, and the client
+  comes back with its Last-Event-ID.
+
+While it is open, the hub may replace what is queued with a ``stream_reset``
+event when the history lost events the client saw (see hub.py).
 """
 
 import asyncio

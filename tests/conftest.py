@@ -35,6 +35,8 @@ def server_env(tmp_path):
         "DJANGO_DB_PATH": str(tmp_path / "db.sqlite3"),
         "PROBE_LOG": str(tmp_path / "probe.log"),
         "NOTIFICATIONS_PUBLISH_TOKEN": "test-token-0123456789abcdef0123456789",
+        # In-memory unless a test names its own Redis (see redis_server).
+        "REDIS_URL": "",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
 
