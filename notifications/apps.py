@@ -7,9 +7,14 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
+        from django.contrib.auth.signals import user_logged_out
+
         from . import lifecycle
-        from .checks import check_deployment, check_settings
+        from .access import close_streams_on_logout
+        from .checks import check_deployment, check_security, check_settings
 
         checks.register(check_settings, "notifications")
+        checks.register(check_security, "notifications")
         checks.register(check_deployment, "notifications", deploy=True)
+        user_logged_out.connect(close_streams_on_logout, dispatch_uid="notifications.access")
         lifecycle.install()

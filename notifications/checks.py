@@ -1,12 +1,21 @@
-"""System checks for NOTIFICATIONS and the setup it relies on."""
+"""
+System checks for NOTIFICATIONS and the setup it relies on.
+
+Ids: E0xx/W0xx for settings and setup, E1xx/W1xx for access, origins and
+tokens (check_security).
+"""
+
+import re
 
 from django.conf import settings
 from django.core.checks import Error, Warning
 from django.utils.module_loading import import_string
 
+from .access import AUTHENTICATED, PUBLIC
 from .conf import DEFAULTS
+from .cors import ANY_ORIGIN
 from .exceptions import describe
-from .topics import is_valid_name
+from .topics import is_valid_name, registered
 
 
 def _positive_number(value) -> bool:
@@ -19,6 +28,10 @@ def _non_negative_int(value) -> bool:
 
 def _positive_int(value) -> bool:
     return _non_negative_int(value) and value > 0
+
+
+def _optional(test):
+    return lambda value: value is None or test(value)
 
 
 # Option -> (test, what it must be).
@@ -34,7 +47,25 @@ RULES = {
     "ACCESS": (lambda v: isinstance(v, dict), "a dict of event type to rule"),
     "DEFAULT_ACCESS": (lambda v: isinstance(v, str) and v, "'public', 'authenticated' or a permission name"),
     "PUBLISH_TOKEN": (lambda v: v is None or (isinstance(v, str) and v), "None or a non-empty string"),
+    "MAX_STREAMS": (_optional(_positive_int), "None or a positive integer"),
+    "MAX_STREAMS_PER_USER": (_optional(_positive_int), "None or a positive integer"),
+    "LIMIT_RETRY_MS": (_positive_int, "a positive whole number of milliseconds"),
+    "MAX_STREAM_AGE": (_optional(_positive_number), "None or a positive number of seconds"),
+    "PUBLISH_RATE": (_optional(_positive_number), "None or a positive number of events per second"),
+    "PUBLISH_BURST": (_positive_int, "a positive integer"),
+    "ALLOWED_ORIGINS": (lambda v: isinstance(v, list | tuple), "a list of origins"),
+    "ALLOW_CREDENTIALS": (lambda v: isinstance(v, bool), "True or False"),
+    "METRICS_ACCESS": (lambda v: v in (None, "staff", "token"), "None, 'staff' or 'token'"),
+    "METRICS_TOKEN": (lambda v: v is None or (isinstance(v, str) and v), "None or a non-empty string"),
 }
+
+# An origin as browsers send it: scheme, host, optional port, no path.
+_ORIGIN = re.compile(r"https?://[^/?#\s:]+(:[0-9]{1,5})?")
+# A permission as user.has_perm() takes it.
+_PERMISSION = re.compile(r"[A-Za-z0-9_]+\.[^\s]+")
+# Shorter tokens, or tokens of few distinct characters, can be guessed.
+MIN_TOKEN_LENGTH = 32
+MIN_TOKEN_CHARACTERS = 8
 
 E001 = Error(
     "The NOTIFICATIONS setting must be a dict.",
@@ -72,7 +103,7 @@ W006 = Warning(
     id="notifications.W006",
 )
 W002 = Warning(
-    "NOTIFICATIONS['PUBLISH_TOKEN'] is shorter than 32 characters.",
+    "NOTIFICATIONS['PUBLISH_TOKEN'] is shorter than 32 characters or has fewer than 8 distinct characters.",
     hint="Use a long random token, for example from secrets.token_urlsafe(32).",
     id="notifications.W002",
 )
@@ -164,6 +195,99 @@ def _check_history(history_class, options: dict) -> list:
     return []
 
 
+E101 = Error(
+    "NOTIFICATIONS['ALLOWED_ORIGINS'] contains '*' while NOTIFICATIONS['ALLOW_CREDENTIALS'] is True.",
+    hint="Browsers refuse credentials with '*': list the origins that may connect instead.",
+    id="notifications.E101",
+)
+E103 = Error(
+    "NOTIFICATIONS['METRICS_ACCESS'] is 'token' but NOTIFICATIONS['METRICS_TOKEN'] is not set.",
+    hint="Set METRICS_TOKEN to a long random string, for example from secrets.token_urlsafe(32).",
+    id="notifications.E103",
+)
+W101 = Warning(
+    "NOTIFICATIONS['PUBLISH_TOKEN'] is not set: POST /sse/publish/<type>/ answers 404.",
+    hint=(
+        "Set it if services outside Django publish over HTTP; otherwise add "
+        "'notifications.W101' to SILENCED_SYSTEM_CHECKS."
+    ),
+    id="notifications.W101",
+)
+W103 = Warning(
+    "NOTIFICATIONS['METRICS_TOKEN'] is shorter than 32 characters or has fewer than 8 distinct characters.",
+    hint="Use a long random token, for example from secrets.token_urlsafe(32).",
+    id="notifications.W103",
+)
+
+
+def _is_weak(token: str) -> bool:
+    return len(token) < MIN_TOKEN_LENGTH or len(set(token)) < MIN_TOKEN_CHARACTERS
+
+
+def _valid_rule(rule: object) -> bool:
+    return rule in (PUBLIC, AUTHENTICATED) or (
+        isinstance(rule, str) and _PERMISSION.fullmatch(rule) is not None
+    )
+
+
+def _invalid_rule(option: str, rule: object) -> Error:
+    return Error(
+        f"NOTIFICATIONS{option} is {rule!r}, not a valid rule.",
+        hint="Use 'public', 'authenticated' or a permission such as 'app_label.codename'.",
+        id="notifications.E104",
+    )
+
+
+def check_security(app_configs=None, **kwargs):
+    """Check access rules, origins and tokens; tokens only matter with DEBUG off."""
+    options = getattr(settings, "NOTIFICATIONS", {})
+    if not isinstance(options, dict):
+        return []
+    errors = []
+    access = options.get("ACCESS", {})
+    if isinstance(access, dict):
+        known = registered()
+        for event_type, rule in access.items():
+            if event_type not in known:
+                errors.append(
+                    Warning(
+                        f"NOTIFICATIONS['ACCESS'] has a rule for {event_type!r}, which is not an event type.",
+                        hint="Add it to NOTIFICATIONS['EVENT_TYPES'] or register() it, or remove the rule.",
+                        id="notifications.W102",
+                    )
+                )
+            if not _valid_rule(rule):
+                errors.append(_invalid_rule(f"['ACCESS'][{event_type!r}]", rule))
+    default = options.get("DEFAULT_ACCESS", DEFAULTS["DEFAULT_ACCESS"])
+    if not _valid_rule(default):
+        errors.append(_invalid_rule("['DEFAULT_ACCESS']", default))
+    origins = options.get("ALLOWED_ORIGINS", [])
+    if isinstance(origins, list | tuple):
+        for origin in origins:
+            if origin != ANY_ORIGIN and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
+                errors.append(
+                    Error(
+                        f"NOTIFICATIONS['ALLOWED_ORIGINS'] contains {origin!r}, which is not an origin.",
+                        hint="Write origins as 'https://host' or 'https://host:port', without a path.",
+                        id="notifications.E102",
+                    )
+                )
+        if ANY_ORIGIN in origins and options.get("ALLOW_CREDENTIALS") is True:
+            errors.append(E101)
+    metrics_token = options.get("METRICS_TOKEN")
+    if options.get("METRICS_ACCESS") == "token" and not metrics_token:
+        errors.append(E103)
+    if not settings.DEBUG:
+        token = options.get("PUBLISH_TOKEN")
+        if not token:
+            errors.append(W101)
+        elif isinstance(token, str) and _is_weak(token):
+            errors.append(W002)
+        if isinstance(metrics_token, str) and metrics_token and _is_weak(metrics_token):
+            errors.append(W103)
+    return errors
+
+
 def check_deployment(app_configs=None, **kwargs):
     """Warn about setups that work in development but not in production."""
     options = getattr(settings, "NOTIFICATIONS", {})
@@ -174,7 +298,4 @@ def check_deployment(app_configs=None, **kwargs):
     backend = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND", "")
     if backend.endswith("InMemoryChannelLayer"):
         warnings.append(W001)
-    token = options.get("PUBLISH_TOKEN")
-    if isinstance(token, str) and token and len(token) < 32:
-        warnings.append(W002)
     return warnings

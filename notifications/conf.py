@@ -43,6 +43,34 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a stopping server waits for streams to end before closing
     # whatever is left.
     "DRAIN_TIMEOUT": 5,
+    # Open streams one serving process accepts, and one user may hold in a
+    # process. None lifts the limit. A stream over a limit is answered with
+    # a "limit_exceeded" event and "retry: LIMIT_RETRY_MS", then ends.
+    "MAX_STREAMS": 10_000,
+    "MAX_STREAMS_PER_USER": 10,
+    # Milliseconds a client refused for a limit waits before reconnecting.
+    "LIMIT_RETRY_MS": 60_000,
+    # Seconds after which a stream ends with a "stream_expired" event so the
+    # client reconnects and its access is checked again; streams end between
+    # 75 % and 100 % of it so they do not all reconnect at once. None keeps
+    # streams open until the client or the server leaves.
+    "MAX_STREAM_AGE": 600,
+    # Events per second and burst one PUBLISH_TOKEN may send to the HTTP
+    # publish endpoint, per process; above it the answer is 429. None lifts it.
+    "PUBLISH_RATE": 1000,
+    "PUBLISH_BURST": 1000,
+    # Origins ("https://app.example.com") whose pages may open streams from
+    # another origin; "*" allows any origin, but only without credentials.
+    # Empty: cross-origin streams are refused.
+    "ALLOWED_ORIGINS": [],
+    # Send "Access-Control-Allow-Credentials: true" to allowed origins, so an
+    # EventSource opened with withCredentials carries the session cookie.
+    "ALLOW_CREDENTIALS": False,
+    # Who may read the Prometheus metrics at /sse/metrics/: None (endpoint
+    # off), "staff" (logged-in staff users) or "token" (METRICS_TOKEN).
+    "METRICS_ACCESS": None,
+    # Bearer token for the metrics endpoint when METRICS_ACCESS is "token".
+    "METRICS_TOKEN": None,
 }
 
 

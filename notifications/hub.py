@@ -37,6 +37,14 @@ logger = logging.getLogger(__name__)
 # Why a listener was closed by the hub.
 SLOW = "slow"
 SHUTDOWN = "shutdown"
+# MAX_STREAM_AGE passed: the client reconnects and access is checked again.
+EXPIRED = "expired"
+# The user logged out: queued frames are dropped, the reconnect is refused.
+REVOKED = "revoked"
+
+# Limits checked when a stream opens, by the setting that sets them.
+STREAMS_LIMIT = "MAX_STREAMS"
+USER_STREAMS_LIMIT = "MAX_STREAMS_PER_USER"
 
 # Longest pause, in seconds, between attempts to rejoin a failed layer: short,
 # because events published once Redis is back reach streams only after it.
@@ -55,11 +63,13 @@ def reset_frame(reason: str, position: EventId) -> bytes:
 class Listener:
     """The inbox of one open stream: encoded frames waiting to be sent."""
 
-    __slots__ = ("topics", "limit", "frames", "wakeup", "close_reason", "skip_up_to")
+    __slots__ = ("topics", "limit", "user", "frames", "wakeup", "close_reason", "skip_up_to")
 
-    def __init__(self, topics: list[str], limit: int):
+    def __init__(self, topics: list[str], limit: int, user: str | None = None):
         self.topics = topics
         self.limit = limit
+        # Primary key (as text) of the authenticated user, for per-user limits.
+        self.user = user
         self.frames: deque[tuple[int, bytes]] = deque()
         self.wakeup = asyncio.Event()
         self.close_reason: str | None = None
@@ -119,6 +129,7 @@ class Hub:
         self.layer = get_channel_layer(layer_alias)
         self.listeners: dict[str, set[Listener]] = {}
         self.count = 0
+        self.by_user: dict[str, set[Listener]] = {}
         self.channel: str | None = None
         self.joined: set[str] = set()
         # Highest seq fanned out (or known at join time) per topic, so a
@@ -133,6 +144,9 @@ class Hub:
         # the layer may still bring those events, which must not go out twice.
         self.replayed_up_to: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
+        # Streams refused at open, by the setting whose limit they reached.
+        self.refusals: Counter[str] = Counter()
+        self.drain_seconds: float | None = None
         self._membership = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._receiver: asyncio.Task | None = None
@@ -141,10 +155,26 @@ class Hub:
         self._empty = asyncio.Event()
         self._empty.set()
 
+    def limit_reached(self, user: str | None) -> tuple[str, int] | None:
+        """
+        Return (setting, limit) if one more stream for ``user`` would exceed
+        a limit. Call it right before add(), with no await in between, so
+        that concurrent connections cannot all pass.
+        """
+        limit = setting(STREAMS_LIMIT)
+        if limit is not None and self.count >= limit:
+            return STREAMS_LIMIT, limit
+        limit = setting(USER_STREAMS_LIMIT)
+        if user is not None and limit is not None and len(self.by_user.get(user, ())) >= limit:
+            return USER_STREAMS_LIMIT, limit
+        return None
+
     async def add(self, listener: Listener) -> None:
         """Register ``listener`` and wait until its groups are joined."""
         for topic in listener.topics:
             self.listeners.setdefault(topic, set()).add(listener)
+        if listener.user is not None:
+            self.by_user.setdefault(listener.user, set()).add(listener)
         self.count += 1
         self._empty.clear()
         if not self.joined.issuperset(listener.topics):
@@ -164,6 +194,11 @@ class Hub:
             if not listeners:
                 del self.listeners[topic]
                 emptied = True
+        if listener.user is not None:
+            streams = self.by_user.get(listener.user, set())
+            streams.discard(listener)
+            if not streams:
+                self.by_user.pop(listener.user, None)
         self.count -= 1
         if self.count == 0:
             self._empty.set()
@@ -198,12 +233,20 @@ class Hub:
                 self.stats["slow_clients_closed"] += 1
         self.stats["events_delivered"] += len(listeners)
 
+    def close_user(self, user: str, reason: str) -> int:
+        """Close every stream of ``user``; return how many there were."""
+        streams = list(self.by_user.get(user, ()))
+        for listener in streams:
+            listener.close(reason)
+        return len(streams)
+
     async def drain(self, timeout: float) -> int:
         """
         Deliver what was published before now, then close every listener
         with a farewell. Return how many streams were still open after
         ``timeout`` seconds.
         """
+        started = time.monotonic()
         if self.count:
             try:
                 async with asyncio.timeout(timeout), self._membership:
@@ -218,6 +261,7 @@ class Hub:
                 await self._empty.wait()
         except TimeoutError:
             pass
+        self.drain_seconds = time.monotonic() - started
         return self.count
 
     async def close(self) -> None:
@@ -276,7 +320,7 @@ class Hub:
         for topic in topics:
             self.positions[topic] = head.seq
         self.epoch = head.epoch
-        self.stats["streams_reset"] += len(reset)
+        self.stats["open_streams_reset"] += len(reset)
         logger.warning("Streams cannot catch up from history; reset streams=%d head=%s", len(reset), head)
 
     async def _sync_groups(self) -> None:
@@ -391,3 +435,8 @@ def get_hub() -> Hub:
 def existing_hub(loop: asyncio.AbstractEventLoop) -> Hub | None:
     """Return the hub of ``loop`` if it has one."""
     return _hubs.get(loop)
+
+
+def all_hubs() -> dict[asyncio.AbstractEventLoop, Hub]:
+    """Return the hub of every event loop of this process that serves streams, by loop."""
+    return dict(_hubs)

@@ -90,7 +90,8 @@ async def _stop_server(server) -> None:
     started = time.monotonic()
     timeout = setting("DRAIN_TIMEOUT")
     hub = existing_hub(asyncio.get_running_loop())
-    logger.info("Draining streams=%d timeout=%ss", hub.count if hub else 0, timeout)
+    streams = hub.count if hub else 0
+    logger.info("Draining streams=%d timeout=%ss", streams, timeout)
     closing = _stop_keep_alive(server)
     remaining = await drain(timeout)
     # Let every application finish (Django then sends request_finished).
@@ -116,7 +117,9 @@ async def _stop_server(server) -> None:
             application_instance.cancel()
         await asyncio.gather(*still_running, return_exceptions=True)
     await _wait_closed(closing, FLUSH_TIMEOUT)
-    logger.info("Drained streams in %.2fs forced=%d", time.monotonic() - started, len(still_running))
+    logger.info(
+        "Drained streams=%d in %.2fs forced=%d", streams, time.monotonic() - started, len(still_running)
+    )
 
 
 def _stop_keep_alive(server) -> set:

@@ -5,6 +5,7 @@ to the hub of every process that has listeners for its type.
 
 import asyncio
 import json
+from collections import Counter
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -20,12 +21,16 @@ from .topics import check_registered, group_name, user_topic
 # How long publish() waits for the serving loop to take an event.
 SYNC_PUBLISH_TIMEOUT = 30
 
+# Events published by this process, per event type (read by metrics.py).
+published: Counter[str] = Counter()
+
 
 def encode_data(data: Any) -> str:
     """Return ``data`` as compact JSON; raise PayloadError if it cannot be."""
     try:
-        text = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+        # NaN and Infinity are not JSON: a browser's JSON.parse would fail.
+        text = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadError(f"Event data is not JSON-serialisable: {exc}.") from exc
     size = len(text.encode())
     limit = setting("MAX_PAYLOAD_BYTES")
@@ -70,6 +75,7 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
             f"Event {event.id!r} was stored in history but the channel layer failed to send it "
             f"({describe(exc)}); open streams may miss it."
         ) from exc
+    published[event_type] += 1
     return event.id
 
 
