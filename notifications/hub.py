@@ -17,6 +17,7 @@ in-band and continues from the new head. Streams stay open throughout.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -143,6 +144,8 @@ class Hub:
         # Per topic, the highest seq fanned out from history by a resync:
         # the layer may still bring those events, which must not go out twice.
         self.replayed_up_to: dict[str, int] = {}
+        # While a catch-up is under way, the seqs dispatch() fans out, per topic.
+        self._dispatched: dict[str, set[int]] | None = None
         self.stats: Counter[str] = Counter()
         # Streams refused at open, by the setting whose limit they reached.
         self.refusals: Counter[str] = Counter()
@@ -222,6 +225,8 @@ class Hub:
                 self.request_resync()
         if not replayed and seq <= self.replayed_up_to.get(topic, 0):
             return
+        if self._dispatched is not None:
+            self._dispatched.setdefault(topic, set()).add(seq)
         if seq > self.positions.get(topic, 0):
             self.positions[topic] = seq
         listeners = self.listeners.get(topic)
@@ -250,7 +255,8 @@ class Hub:
         if self.count:
             try:
                 async with asyncio.timeout(timeout), self._membership:
-                    await self._catch_up(await get_history().head())
+                    with self._watching() as since:
+                        await self._catch_up(await get_history().head(), since)
             except (BackendUnavailable, TimeoutError) as exc:
                 logger.warning("Drain could not catch up from history error=%r", describe(exc))
         for listeners in list(self.listeners.values()):
@@ -275,38 +281,56 @@ class Hub:
             self._resync_requested = True
             self._spawn(self._resync_or_log())
 
-    async def resync(self) -> None:
+    async def resync(self, after_failure: bool = False) -> None:
         """
         Join every wanted group again, then compare with the history: reset
         listeners if it lost what they saw, and fan out what the layer missed.
+        ``after_failure`` says the layer failed, so events history can no
+        longer replay (evicted meanwhile) are lost: their listeners are reset.
         """
         async with self._membership:
             self._resync_requested = False
-            await self._join_groups(refresh=True)
-            if not self.joined:
-                return
-            head = await get_history().head()
-            if head.epoch != self.epoch or head.seq < max(self.positions.values(), default=0):
-                self._reset(list(self.joined), head)
-            await self._catch_up(head)
+            # Once a group is joined again, later events arrive while earlier
+            # ones are still missing: catch up from the positions before.
+            with self._watching() as since:
+                await self._join_groups(refresh=True)
+                if not self.joined:
+                    return
+                head = await get_history().head()
+                if head.epoch != self.epoch or head.seq < max(self.positions.values(), default=0):
+                    self._reset(list(self.joined), head)
+                    since = dict(self.positions)
+                await self._catch_up(head, since, reset_on_gap=after_failure)
 
-    async def _catch_up(self, head: EventId) -> None:
-        # Caller holds self._membership. Events in history that did not come
-        # through the layer (still in flight, or lost while it was away) are
-        # fanned out from history, once.
+    @contextlib.contextmanager
+    def _watching(self):
+        """Yield a copy of the positions and record what dispatch() fans out until the end."""
+        self._dispatched = {}
+        try:
+            yield dict(self.positions)
+        finally:
+            self._dispatched = None
+
+    async def _catch_up(self, head: EventId, since: dict[str, int], reset_on_gap: bool = False) -> None:
+        # Caller holds self._membership, inside _watching(). Events in history
+        # that did not come through the layer (still in flight, or lost while
+        # it was away) are fanned out from history, once. Without a failure,
+        # events history cannot replay are still on their way (HISTORY_SIZE
+        # 0, say): no reset.
         history = get_history()
         for topic in list(self.listeners):
-            position = self.positions.get(topic, head.seq)
+            position = since.get(topic, head.seq)
             events = await history.events_after([topic], EventId(head.epoch, position))
             if events is None:
-                self._reset([topic], head)
+                if reset_on_gap:
+                    self._reset([topic], head)
                 continue
             for event in events:
                 seq = EventId.parse(event.id).seq
-                if seq > self.positions.get(topic, 0):
+                if seq not in self._dispatched.get(topic, ()):
                     message = {"topic": topic, "event_type": event.type, "id": event.id, "data": event.data}
                     self.dispatch(message, replayed=True)
-                    self.replayed_up_to[topic] = seq
+                    self.replayed_up_to[topic] = max(seq, self.replayed_up_to.get(topic, 0))
 
     def _reset(self, topics: list[str], head: EventId) -> None:
         frame = reset_frame("history_unavailable", head)
@@ -387,7 +411,7 @@ class Hub:
         while True:
             await asyncio.sleep(backoff)
             try:
-                await self.resync()
+                await self.resync(after_failure=True)
             except Exception as exc:
                 self.stats["layer_errors"] += 1
                 logger.debug("Resync failed error=%r; retrying in %ss", describe(exc), backoff)

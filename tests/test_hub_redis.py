@@ -13,7 +13,7 @@ import pytest
 
 from notifications import apublish
 from notifications.exceptions import BackendUnavailable
-from notifications.history import EventId
+from notifications.history import EventId, get_history
 from notifications.hub import Hub, get_hub
 from notifications.streams import STREAM_RESET, event_stream
 from notifications.testing import SSEClient
@@ -194,3 +194,35 @@ async def test_stream_opened_while_redis_is_down_ends_cleanly_with_retry(redis_s
     assert stream.parsed.retry == 2000
     assert stream.parsed.events == []
     assert get_hub().count == 0
+
+
+async def test_an_event_arriving_while_a_resync_rejoins_does_not_hide_an_earlier_loss(
+    redis_settings, monkeypatch
+):
+    stream = await open_stream(["announcement"])
+    hub = get_hub()
+    await hub.layer.group_discard("notifications.announcement", hub.channel)
+    lost = await apublish("announcement", {"n": "lost"})
+    history = get_history()
+    read_head = type(history).head
+    arrived: list[str] = []
+
+    async def head_after_a_publisher_got_in(self):
+        # A publisher gets in between the resync's rejoin and its history
+        # read, and its event reaches the hub through the layer first.
+        if not arrived:
+            arrived.append(await apublish("announcement", {"n": "after the rejoin"}))
+            seq = EventId.parse(arrived[0]).seq
+            for _ in range(100):
+                if hub.positions.get("announcement", 0) >= seq:
+                    break
+                await asyncio.sleep(0.02)
+        return await read_head(self)
+
+    monkeypatch.setattr(type(history), "head", head_after_a_publisher_got_in)
+    await hub.resync()
+    later = await apublish("announcement", {"n": "later"})
+
+    assert await stream.read_until(lambda parsed: parsed.last_event_id == later, 5)
+    assert stream.ids() == [arrived[0], lost, later], "the lost event comes from history, once"
+    await stream.close()
