@@ -194,3 +194,5 @@ def test_invalid_options_are_refused_with_a_sentence():
         RedisHistory(10, max_connections=0)
     with pytest.raises(ValueError, match=r"^RedisHistory option 'timeout' must be a positive number"):
         RedisHistory(10, timeout=-1)
+    with pytest.raises(ValueError, match=r"^RedisHistory option 'prefix' must be a non-empty string"):
+        RedisHistory(10, prefix="my site")

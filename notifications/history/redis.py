@@ -153,8 +153,10 @@ class RedisHistory(EventHistory):
         super().__init__(size)
         if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"RedisHistory option 'url' must look like 'redis://host:port/db', not {url!r}.")
-        if not isinstance(prefix, str) or not prefix:
-            raise ValueError(f"RedisHistory option 'prefix' must be a non-empty string, not {prefix!r}.")
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            raise ValueError(
+                f"RedisHistory option 'prefix' must be a non-empty string without spaces, not {prefix!r}."
+            )
         if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
             raise ValueError(
                 f"RedisHistory option 'max_connections' must be a positive integer, not {max_connections!r}."
