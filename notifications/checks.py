@@ -14,6 +14,7 @@ from django.utils.module_loading import import_string
 from .access import AUTHENTICATED, PUBLIC
 from .conf import DEFAULTS
 from .cors import ANY_ORIGIN
+from .exceptions import describe
 from .task_events import TASK_EVENT_TYPES
 from .topics import is_valid_name, registered
 
@@ -95,6 +96,19 @@ W001 = Warning(
     hint="Configure a channels_redis layer when more than one process publishes or serves streams.",
     id="notifications.W001",
 )
+W005 = Warning(
+    "NOTIFICATIONS['HISTORY_BACKEND'] is shared between processes but the notifications channel layer "
+    "is in-memory; events published in another process are stored but never streamed live.",
+    hint="Use a channels_redis layer on the Redis that holds the history.",
+    id="notifications.W005",
+)
+W006 = Warning(
+    "The notifications channel layer is shared between processes but NOTIFICATIONS['HISTORY_BACKEND'] "
+    "keeps history in each process; ids differ per process, so clients that reconnect to another "
+    "process cannot catch up.",
+    hint="Set NOTIFICATIONS['HISTORY_BACKEND'] to 'notifications.history.redis.RedisHistory'.",
+    id="notifications.W006",
+)
 W002 = Warning(
     "NOTIFICATIONS['PUBLISH_TOKEN'] is shorter than 32 characters or has fewer than 8 distinct characters.",
     hint="Use a long random token, for example from secrets.token_urlsafe(32).",
@@ -135,14 +149,16 @@ def check_settings(app_configs=None, **kwargs):
         )
     backend = options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"])
     try:
-        import_string(backend)
+        history_class = import_string(backend)
     except ImportError:
+        history_class = None
         errors.append(
             Error(
                 f"NOTIFICATIONS['HISTORY_BACKEND'] {backend!r} cannot be imported.",
                 id="notifications.E005",
             )
         )
+    errors += _check_history(history_class, options)
     layer = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
     if layer not in getattr(settings, "CHANNEL_LAYERS", {}):
         errors.append(
@@ -157,6 +173,33 @@ def check_settings(app_configs=None, **kwargs):
     if "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE:
         errors.append(W004)
     return errors
+
+
+def _check_history(history_class, options: dict) -> list:
+    """Check the history's options and that history and layer are shared alike."""
+    history_options = options.get("HISTORY_OPTIONS", {})
+    if history_class is None or not isinstance(history_options, dict):
+        return []
+    try:
+        history_class(options.get("HISTORY_SIZE", DEFAULTS["HISTORY_SIZE"]), **history_options)
+    except (TypeError, ValueError) as exc:
+        name = history_class.__name__
+        return [
+            Error(
+                f"NOTIFICATIONS['HISTORY_OPTIONS'] is not accepted by {name}: {describe(exc)}.",
+                id="notifications.E007",
+            )
+        ]
+    alias = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
+    layer_backend = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND")
+    if not layer_backend:
+        return []
+    layer_shared = not layer_backend.endswith("InMemoryChannelLayer")
+    if history_class.shared_between_processes and not layer_shared:
+        return [W005]
+    if layer_shared and not history_class.shared_between_processes:
+        return [W006]
+    return []
 
 
 E101 = Error(
