@@ -14,6 +14,7 @@ from django.utils.module_loading import import_string
 from .access import AUTHENTICATED, PUBLIC
 from .conf import DEFAULTS
 from .cors import ANY_ORIGIN
+from .exceptions import describe
 from .task_events import TASK_EVENT_TYPES
 from .topics import is_valid_name, registered
 
@@ -101,6 +102,19 @@ W001 = Warning(
     hint="Configure a channels_redis layer when more than one process publishes or serves streams.",
     id="notifications.W001",
 )
+W005 = Warning(
+    "NOTIFICATIONS['HISTORY_BACKEND'] is shared between processes but the notifications channel layer "
+    "is in-memory; events published in another process are stored but never streamed live.",
+    hint="Use a channels_redis layer on the Redis that holds the history.",
+    id="notifications.W005",
+)
+W006 = Warning(
+    "The notifications channel layer is shared between processes but NOTIFICATIONS['HISTORY_BACKEND'] "
+    "keeps history in each process; ids differ per process, so clients that reconnect to another "
+    "process cannot catch up.",
+    hint="Set NOTIFICATIONS['HISTORY_BACKEND'] to 'notifications.history.redis.RedisHistory'.",
+    id="notifications.W006",
+)
 W002 = Warning(
     "NOTIFICATIONS['PUBLISH_TOKEN'] is shorter than 32 characters or has fewer than 8 distinct characters.",
     hint="Use a long random token, for example from secrets.token_urlsafe(32).",
@@ -143,10 +157,11 @@ def check_settings(app_configs=None, **kwargs):
             )
         )
     backend = options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"])
+    history_class = None
     # A value of the wrong type is reported above (E003); importing it would crash the check.
     if _non_empty_str(backend):
         try:
-            import_string(backend)
+            history_class = import_string(backend)
         except ImportError:
             errors.append(
                 Error(
@@ -154,6 +169,7 @@ def check_settings(app_configs=None, **kwargs):
                     id="notifications.E005",
                 )
             )
+    errors += _check_history(history_class, options)
     layer = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
     if _non_empty_str(layer) and layer not in getattr(settings, "CHANNEL_LAYERS", {}):
         errors.append(
@@ -168,6 +184,32 @@ def check_settings(app_configs=None, **kwargs):
     if "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE:
         errors.append(W004)
     return errors
+
+
+def _check_history(history_class, options: dict) -> list:
+    """Check the history's options and that history and layer are shared alike."""
+    history_options = options.get("HISTORY_OPTIONS", {})
+    if history_class is None or not isinstance(history_options, dict):
+        return []
+    try:
+        history_class(options.get("HISTORY_SIZE", DEFAULTS["HISTORY_SIZE"]), **history_options)
+    except (TypeError, ValueError) as exc:
+        name = history_class.__name__
+        return [
+            Error(
+                f"NOTIFICATIONS['HISTORY_OPTIONS'] is not accepted by {name}: {describe(exc)}.",
+                id="notifications.E007",
+            )
+        ]
+    layer_backend = _layer_backend(options)
+    if not layer_backend:
+        return []
+    layer_shared = not layer_backend.endswith("InMemoryChannelLayer")
+    if history_class.shared_between_processes and not layer_shared:
+        return [W005]
+    if layer_shared and not history_class.shared_between_processes:
+        return [W006]
+    return []
 
 
 E101 = Error(
@@ -274,10 +316,16 @@ def check_deployment(app_configs=None, **kwargs):
     return warnings
 
 
-def _layer_is_in_memory(options: dict) -> bool:
+def _layer_backend(options: dict) -> str:
+    """Return the BACKEND of the notifications channel layer, or "" if it is not configured."""
     alias = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
-    backend = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND", "")
-    return backend.endswith("InMemoryChannelLayer")
+    if not _non_empty_str(alias):
+        return ""  # Reported as E003.
+    return getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND", "")
+
+
+def _layer_is_in_memory(options: dict) -> bool:
+    return _layer_backend(options).endswith("InMemoryChannelLayer")
 
 
 def _is_backend(path, *base_paths: str) -> bool:

@@ -25,7 +25,9 @@ DEFAULTS: dict[str, Any] = {
     # Events kept per topic (event type or user topic) for Last-Event-ID
     # catch-up. 0 disables it.
     "HISTORY_SIZE": 1000,
-    # Dotted path of the EventHistory class and its options.
+    # Dotted path of the EventHistory class and its options. Several
+    # processes need one shared history: "notifications.history.redis.RedisHistory"
+    # with {"url": "redis://host:port/db"} (options: see that class).
     "HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
     "HISTORY_OPTIONS": {},
     # Encoded frames a stream may hold unsent before it is closed as too

@@ -73,6 +73,7 @@ class NotificationsCollector(Collector):
             ("replays", "Reconnects answered from history after Last-Event-ID."),
             ("events_replayed", "Events sent from history on reconnect."),
             ("layer_errors", "Channel layer calls that failed."),
+            ("open_streams_reset", "Open streams sent stream_reset: the history lost events they saw."),
         ]:
             yield CounterMetricFamily(f"notifications_{key}", documentation, value=stats[key])
         resets = {key.removeprefix("resets."): n for key, n in stats.items() if key.startswith("resets.")}

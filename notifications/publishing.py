@@ -14,7 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from . import process
 from .conf import setting
-from .exceptions import NotificationsError, PayloadError, PublishRefused
+from .exceptions import BackendUnavailable, NotificationsError, PayloadError, PublishRefused, describe
 from .history import get_history
 from .topics import check_registered, group_name, user_topic
 
@@ -47,7 +47,8 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
 
     With ``user`` (a user or a primary key) the event goes to that user's
     private topic only. Everything is checked before anything is stored, so
-    an invalid event leaves no trace.
+    an invalid event leaves no trace. Raise BackendUnavailable when the
+    history or the channel layer cannot be reached (Redis down).
     """
     check_registered(event_type)
     topic = event_type if user is None else user_topic(user)
@@ -59,16 +60,21 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
         )
     event = await get_history().append(topic, event_type, text)
     layer = get_channel_layer(setting("CHANNEL_LAYER"))
-    await layer.group_send(
-        group_name(topic),
-        {
-            "type": "notifications.event",
-            "topic": topic,
-            "event_type": event_type,
-            "id": event.id,
-            "data": text,
-        },
-    )
+    message = {
+        "type": "notifications.event",
+        "topic": topic,
+        "event_type": event_type,
+        "id": event.id,
+        "data": text,
+    }
+    try:
+        await layer.group_send(group_name(topic), message)
+    except Exception as exc:
+        # Layers raise their own errors (redis-py's for channels_redis).
+        raise BackendUnavailable(
+            f"Event {event.id!r} was stored in history but the channel layer failed to send it "
+            f"({describe(exc)}); open streams may miss it."
+        ) from exc
     published[event_type] += 1
     return event.id
 

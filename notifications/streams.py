@@ -1,7 +1,7 @@
 """
 The body of one event stream: replay, live events, keep-alive, farewell.
 
-A stream ends in one of three ways:
+A stream ends in one of five ways:
 
 - the client disconnects: Django cancels the body iterator, and the
   ``finally`` below unregisters the listener at once;
@@ -11,6 +11,9 @@ A stream ends in one of three ways:
 - the server stops: the hub closes every listener with SHUTDOWN, the stream
   sends what is queued, then a ``server_shutdown`` event carrying ``retry:``,
   and ends, so the response is properly terminated (see lifecycle.py);
+- it cannot start because the channel layer or the history is unreachable
+  (Redis restarting): it sends ``retry:`` and ends at once, and the client
+  comes back with its Last-Event-ID;
 - it reaches MAX_STREAM_AGE, or its user logs out in this process: it ends
   with a ``stream_expired`` event, and the reconnect checks access again.
 
@@ -18,22 +21,28 @@ A stream over a limit (MAX_STREAMS, MAX_STREAMS_PER_USER) is still a 200: it
 carries only ``retry: LIMIT_RETRY_MS`` and a ``limit_exceeded`` event, so an
 EventSource waits long before trying again instead of failing for good or
 reconnecting at once.
+
+While it is open, the hub may replace what is queued with a ``stream_reset``
+event when the history lost events the client saw (see hub.py).
 """
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import AsyncIterator
 
 from . import process
 from .conf import setting
 from .encoding import Event, encode_comment, encode_event, encode_position, encode_retry
-from .exceptions import InvalidEventId
+from .exceptions import BackendUnavailable, InvalidEventId
 from .history import EventId, get_history
-from .hub import EXPIRED, REVOKED, SHUTDOWN, SLOW, Listener, get_hub
+from .hub import EXPIRED, REVOKED, SHUTDOWN, SLOW, Listener, get_hub, reset_frame
+from .hub import STREAM_RESET as STREAM_RESET
+
+logger = logging.getLogger(__name__)
 
 SERVER_SHUTDOWN = "server_shutdown"
-STREAM_RESET = "stream_reset"
 STREAM_EXPIRED = "stream_expired"
 LIMIT_EXCEEDED = "limit_exceeded"
 
@@ -67,7 +76,7 @@ async def catch_up(listener: Listener, last_event_id: str | None) -> bytes:
         # published meanwhile. A frame with an id and no data sets the
         # browser's last event id and fires no event.
         head = await history.head()
-        listener.skip_up_to = head.seq
+        listener.skip_through(head.seq)
         return encode_position(str(head))
     try:
         events = await history.events_after(listener.topics, EventId.parse(last_event_id))
@@ -77,13 +86,12 @@ async def catch_up(listener: Listener, last_event_id: str | None) -> bytes:
     if events is None:
         stats[f"resets.{reason}"] += 1
         head = await history.head()
-        listener.skip_up_to = head.seq
-        data = json.dumps({"reason": reason})
-        return encode_event(Event(STREAM_RESET, data, str(head)))
+        listener.skip_through(head.seq)
+        return reset_frame(reason, head)
     stats["replays"] += 1
     stats["events_replayed"] += len(events)
     if events:
-        listener.skip_up_to = EventId.parse(events[-1].id).seq
+        listener.skip_through(EventId.parse(events[-1].id).seq)
     return b"".join(encode_event(event) for event in events)
 
 
@@ -120,8 +128,17 @@ async def event_stream(
     listener = Listener(topics, setting("STREAM_QUEUE_SIZE"), user)
     expiry = _expire_later(listener)
     try:
-        await hub.add(listener)
-        yield encode_retry(retry_ms) + await catch_up(listener, last_event_id)
+        try:
+            await hub.add(listener)
+            opening = encode_retry(retry_ms) + await catch_up(listener, last_event_id)
+        except BackendUnavailable as exc:
+            # Redis is restarting, say: end now with retry, and the browser
+            # comes back with its Last-Event-ID, rather than wait here
+            # without the events it missed.
+            logger.warning("Stream could not start topics=%s error=%r", ",".join(topics), str(exc))
+            yield encode_retry(retry_ms)
+            return
+        yield opening
         while True:
             if not listener.frames and listener.close_reason is None:
                 try:

@@ -100,6 +100,7 @@ class SSEClient:
     cut: bool = False
     last_event_id: str | None = None
     body: bytes = b""
+    _pending: bytes = field(default=b"", repr=False)
 
     async def connect(self, timeout: float = 10) -> None:
         """Send the request and read the status line and headers."""
@@ -162,6 +163,10 @@ class SSEClient:
             self._feed(data[:-2])
         except (asyncio.IncompleteReadError, ConnectionError):
             self.cut = True
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data`` as if read from the wire (for stream bodies driven in-process)."""
+        self._feed(data)
 
     def _feed(self, data: bytes) -> None:
         self.body += data
@@ -285,7 +290,8 @@ class ServerProcess:
         self._log.close()
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return Path(self.log_path).read_text(errors="replace")
 
 

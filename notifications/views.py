@@ -22,7 +22,7 @@ from . import process
 from .access import authenticated_user, refusal
 from .conf import setting
 from .cors import with_cors
-from .exceptions import InvalidEventType, PayloadError, PublishRefused
+from .exceptions import BackendUnavailable, InvalidEventType, PayloadError, PublishRefused
 from .limits import publish_limiter
 from .metrics import CONTENT_TYPE, exposition
 from .publishing import apublish
@@ -136,7 +136,7 @@ async def publish(request: HttpRequest, event_type: str) -> HttpResponse:
         event_id = await apublish(event_type, data)
     except PayloadError as exc:
         return _plain(413, str(exc))
-    except PublishRefused as exc:
+    except (PublishRefused, BackendUnavailable) as exc:
         return _plain(503, str(exc), **{"Retry-After": "1"})
     return JsonResponse({"id": event_id}, status=202)
 

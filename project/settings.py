@@ -89,6 +89,32 @@ DEMO_SECTION_SECONDS = float(os.environ.get("DEMO_SECTION_SECONDS", "0.5"))
 if os.environ.get("NOTIFICATIONS_DRAIN_TIMEOUT"):
     NOTIFICATIONS["DRAIN_TIMEOUT"] = float(os.environ["NOTIFICATIONS_DRAIN_TIMEOUT"])
 
+# Several Daphne processes and workers: REDIS_URL (redis://host:port/db) puts
+# the channel layer and the history on Redis, shared by every process. See
+# README, "Scaling out with Redis".
+REDIS_URL = os.environ.get("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # RESP2: over RESP3, redis-py 8.1 reuses pooled connections a
+                # Redis restart closed. socket_timeout stays above the
+                # layer's 5 s blocking receive.
+                "hosts": [
+                    {"address": REDIS_URL, "protocol": 2, "socket_connect_timeout": 5, "socket_timeout": 10}
+                ],
+                # Each process re-adds itself at every resync (30 s), so a
+                # process killed with -9 leaves its groups after 5 minutes.
+                "group_expiry": 300,
+                # Room for bursts between two receives of one process.
+                "capacity": 1000,
+            },
+        }
+    }
+    NOTIFICATIONS["HISTORY_BACKEND"] = "notifications.history.redis.RedisHistory"
+    NOTIFICATIONS["HISTORY_OPTIONS"] = {"url": REDIS_URL}
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -9,6 +9,8 @@ from django.db import connections
 from notifications import process
 from notifications.history import reset_history
 
+from .redis_server import RedisServer, use_redis
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,5 +58,22 @@ def server_env(tmp_path):
         "DJANGO_DB_PATH": str(tmp_path / "db.sqlite3"),
         "PROBE_LOG": str(tmp_path / "probe.log"),
         "NOTIFICATIONS_PUBLISH_TOKEN": "test-token-0123456789abcdef0123456789",
+        # In-memory unless a test names its own Redis (see redis_server).
+        "REDIS_URL": "",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server without persistence, for this test only."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_settings(settings, redis_server):
+    """Switch this process to the channels_redis layer and RedisHistory on ``redis_server``."""
+    use_redis(settings, redis_server.url)
+    return settings

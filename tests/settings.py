@@ -13,6 +13,8 @@ NOTIFICATIONS = {
 TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
 DEMO_SECTION_SECONDS = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests that need Redis start their own; never the one REDIS_URL may name here.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # A file, not SQLite's in-memory default: stream requests run their ORM calls
 # on asgiref's one shared executor thread, and an in-memory connection there

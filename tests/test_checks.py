@@ -157,6 +157,10 @@ class CheckDeploymentTests(SimpleTestCase):
         with override_settings(CHANNEL_LAYERS=REDIS_LAYER):
             self.assertEqual(check_deployment(None), [])
 
+    def test_deployment_check_survives_a_channel_layer_of_the_wrong_type(self):
+        with notifications_settings(CHANNEL_LAYER=["default"]):
+            self.assertEqual(check_deployment(None), [])
+
     def test_w001_follows_the_configured_alias(self):
         layers = {**REDIS_LAYER, "local": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
         with override_settings(CHANNEL_LAYERS=layers):

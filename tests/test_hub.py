@@ -7,35 +7,14 @@ leaves cannot interleave; over Redis they do.
 
 import asyncio
 
-import pytest
-
 from notifications import apublish
 from notifications.hub import get_hub
 from notifications.streams import event_stream
-from notifications.testing import ServerProcess, free_port
 
 from .support import wait_until
 
 
-@pytest.fixture
-def redis_layer(settings, tmp_path):
-    """A redis-server of this test's own, used as the channel layer."""
-    port = free_port()
-    server = ServerProcess(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], port
-    )
-    server.start(tmp_path / "redis.log", timeout=10)
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [("127.0.0.1", port)]},
-        }
-    }
-    yield
-    server.stop()
-
-
-async def test_stream_opened_while_the_last_one_leaves_still_gets_events(redis_layer):
+async def test_stream_opened_while_the_last_one_leaves_still_gets_events(redis_settings):
     """A page reload: the only stream on a type ends and a new one opens at once."""
     hub = get_hub()
     old = event_stream(["alpha"], None)
