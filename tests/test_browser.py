@@ -19,7 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 from notifications.testing import daphne, free_port, http_request
 
 from .conftest import ROOT
-from .test_lifecycle_daphne import publish_http
+from .lifecycle import publish_http
 
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -82,7 +82,9 @@ class Site:
         return f"http://{host}:{self.port}{path}"
 
     def publish(self, text: str) -> str:
-        return publish_http(self.port, "announcement", {"text": text})
+        status, body = publish_http(self.port, "announcement", {"text": text})
+        assert status == 202, body
+        return body["id"]
 
     def open_streams(self) -> int:
         return json.loads(http_request(self.port, "GET", "/test-only/streams/")[1])["streams"]
