@@ -52,7 +52,9 @@ def test_without_types_subscribes_to_every_declared_public_type(settings):
 
     config = config_of(render("{% notifications_client %}"))
 
-    expected = sorted(["announcement", "task_started", "task_progress", "task_completed", "alpha"])
+    # task_enqueued is declared from code, by the task receivers.
+    declared = ["announcement", "task_enqueued", "task_started", "task_progress", "task_completed", "alpha"]
+    expected = sorted(declared)
     assert config["types"] == config["topics"] == expected
 
 
@@ -74,6 +76,24 @@ def test_private_adds_the_logged_in_users_topic_only():
 
     assert config_of(render(tag, user=User(pk=42)))["topics"] == ["task_completed", "user.42"]
     assert config_of(render(tag))["topics"] == ["task_completed"]
+
+
+def test_private_types_arrive_on_the_private_topic_without_being_subscribed_to():
+    tag = '{% notifications_client types="announcement" private=True private_types="task_completed" %}'
+
+    config = config_of(render(tag, user=User(pk=42)))
+    anonymous = config_of(render(tag))
+
+    assert (config["types"], config["topics"]) == (
+        ["announcement", "task_completed"],
+        ["announcement", "user.42"],
+    )
+    assert (anonymous["types"], anonymous["topics"]) == (["announcement"], ["announcement"])
+
+
+def test_undeclared_private_type_fails_loudly_without_a_user_too():
+    with pytest.raises(InvalidEventType, match="'nonexistent' is not registered"):
+        render('{% notifications_client private=True private_types="nonexistent" %}')
 
 
 def test_csp_nonce_reaches_the_script_and_stylesheet():
