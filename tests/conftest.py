@@ -8,6 +8,8 @@ from notifications import process
 from notifications.history import reset_history
 
 ROOT = Path(__file__).resolve().parent.parent
+# Chromium and Daphne fixtures for the browser tests.
+pytest_plugins = ["tests.browser"]
 
 
 @pytest.fixture(autouse=True)
