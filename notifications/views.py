@@ -93,7 +93,8 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
         if refused is not None:
             return _plain(*refused)
     user = await authenticated_user(request)
-    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
+    # Empty means none, in the header as in the query: the stream starts at its position.
+    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None
     response = StreamingHttpResponse(
         event_stream(
             topics,

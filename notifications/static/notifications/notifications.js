@@ -217,12 +217,14 @@
           this.handlers.frame({ type: KEEPALIVE, data: null, id: position });
         }
       });
-      // Every event the server publishes has an id of its own.
+      // Every event the server publishes has an id of its own; lastEventId
+      // is the id of the last frame that had one.
       const deliver = (event) => {
         if (!current()) return;
         alive();
-        this.lastEventId = event.lastEventId;
-        this.handlers.frame({ type: event.type, data: event.data, id: event.lastEventId });
+        const id = event.lastEventId || undefined;
+        if (id !== undefined) this.lastEventId = id;
+        this.handlers.frame({ type: event.type, data: event.data, id });
       };
       for (const type of new Set([...this.types, STREAM_RESET])) source.addEventListener(type, deliver);
       for (const type of CLOSING_EVENTS) {
