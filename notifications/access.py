@@ -24,7 +24,7 @@ from django.http import HttpRequest
 
 from .conf import setting
 from .hub import REVOKED, all_hubs
-from .topics import topic_owner
+from .topics import registered, topic_owner
 
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
@@ -33,6 +33,11 @@ AUTHENTICATED = "authenticated"
 def rule_for(topic: str) -> str:
     """Return the access rule of an event type."""
     return setting("ACCESS").get(topic, setting("DEFAULT_ACCESS"))
+
+
+def public_types() -> list[str]:
+    """Return every declared event type that anyone may subscribe to, sorted."""
+    return sorted(name for name in registered() if rule_for(name) == PUBLIC)
 
 
 async def authenticated_user(request: HttpRequest) -> Any:

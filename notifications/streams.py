@@ -17,6 +17,13 @@ A stream ends in one of five ways:
 - it reaches MAX_STREAM_AGE, or its user logs out in this process: it ends
   with a ``stream_expired`` event, and the reconnect checks access again.
 
+An idle stream sends a heartbeat every HEARTBEAT seconds: a comment, which
+browsers ignore, or, for a client that asked with ``keepalive=event``, a
+``keepalive`` event (data ``{}``, no id). EventSource hides comments, so a page
+that watches for a dead connection needs a heartbeat it can see; such a
+stream also opens with one, which tells the page at once that the stream is
+live and, through the event's ``lastEventId``, the position it starts from.
+
 A stream over a limit (MAX_STREAMS, MAX_STREAMS_PER_USER) is still a 200: it
 carries only ``retry: LIMIT_RETRY_MS`` and a ``limit_exceeded`` event, so an
 EventSource waits long before trying again instead of failing for good or
@@ -45,6 +52,7 @@ logger = logging.getLogger(__name__)
 SERVER_SHUTDOWN = "server_shutdown"
 STREAM_EXPIRED = "stream_expired"
 LIMIT_EXCEEDED = "limit_exceeded"
+KEEPALIVE = "keepalive"
 
 # Why a stream expired, as sent in the stream_expired event.
 EXPIRED_REASONS = {EXPIRED: "max_age", REVOKED: "logged_out"}
@@ -104,15 +112,23 @@ def _expire_later(listener: Listener) -> asyncio.TimerHandle | None:
     return asyncio.get_running_loop().call_later(age * random.uniform(0.75, 1), listener.close, EXPIRED)
 
 
+def heartbeat_frame(as_event: bool) -> bytes:
+    """Return the keep-alive frame: a ``keepalive`` event if ``as_event``, else a comment."""
+    return encode_event(Event(KEEPALIVE, "{}")) if as_event else encode_comment()
+
+
 async def event_stream(
-    topics: list[str], last_event_id: str | None, user: str | None = None
+    topics: list[str], last_event_id: str | None, user: str | None = None, keepalive_events: bool = False
 ) -> AsyncIterator[bytes]:
     """
     Yield the SSE frames of one connection until it ends. ``user`` is the
     primary key of the authenticated user, if any, for per-user limits.
+    With ``keepalive_events`` heartbeats are ``keepalive`` events, and one
+    follows the opening frames.
     """
     retry_ms = setting("RETRY_MS")
     heartbeat = setting("HEARTBEAT")
+    keepalive = heartbeat_frame(keepalive_events)
     hub = get_hub()
     if process.stopping:
         yield farewell(retry_ms)
@@ -138,6 +154,8 @@ async def event_stream(
             logger.warning("Stream could not start topics=%s error=%r", ",".join(topics), str(exc))
             yield encode_retry(retry_ms)
             return
+        if keepalive_events:
+            opening += keepalive
         yield opening
         while True:
             if not listener.frames and listener.close_reason is None:
@@ -145,7 +163,7 @@ async def event_stream(
                     async with asyncio.timeout(heartbeat):
                         await listener.wakeup.wait()
                 except TimeoutError:
-                    yield encode_comment()
+                    yield keepalive
                     continue
             if listener.close_reason == SLOW:
                 return

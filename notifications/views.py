@@ -31,6 +31,8 @@ from .topics import check_registered, check_topic
 
 STAFF = "staff"
 TOKEN = "token"
+# ?keepalive=event: heartbeats as events, for EventSource pages that watch them.
+KEEPALIVE_EVENT = "event"
 
 
 def _plain(status: int, reason: str, **headers: str) -> HttpResponse:
@@ -66,6 +68,7 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
     """
     Stream the events of one topic (from the URL) or several (``?types=a,b``).
     A topic is an event type or the caller's private ``user.<pk>``.
+    ``?keepalive=event`` sends heartbeats as ``keepalive`` events, not comments.
     """
     if event_type is not None:
         requested = [event_type]
@@ -76,6 +79,11 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
     limit = setting("MAX_TYPES_PER_STREAM")
     if len(requested) > limit:
         return _plain(400, f"Too many event types: {len(requested)}, at most {limit} per stream.")
+    keepalive = request.GET.get("keepalive")
+    if keepalive not in (None, KEEPALIVE_EVENT):
+        return _plain(
+            400, f"keepalive={keepalive!r} is not valid. Use keepalive=event, or leave it out for comments."
+        )
     try:
         topics = [check_topic(name) for name in requested]
     except InvalidEventType as exc:
@@ -85,9 +93,15 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
         if refused is not None:
             return _plain(*refused)
     user = await authenticated_user(request)
-    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
+    # Empty means none, in the header as in the query: the stream starts at its position.
+    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None
     response = StreamingHttpResponse(
-        event_stream(topics, last_event_id, None if user is None else str(user.pk)),
+        event_stream(
+            topics,
+            last_event_id,
+            None if user is None else str(user.pk),
+            keepalive_events=keepalive == KEEPALIVE_EVENT,
+        ),
         content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache"

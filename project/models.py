@@ -51,8 +51,8 @@ class TaskRun(models.Model):
     def __str__(self) -> str:
         return f"{self.task_name} {self.task_id}"
 
-    # The texts below are also written by the live script in
-    # templates/task_runs/live.html from events; keep both alike.
+    # The texts below are also written by the live script,
+    # project/static/project/task_runs.js, from events; keep both alike.
 
     def progress_text(self) -> str:
         text = f"{round(self.progress * 100)}%"

@@ -12,6 +12,8 @@ from notifications.history import reset_history
 from .redis_server import RedisServer, use_redis
 
 ROOT = Path(__file__).resolve().parent.parent
+# Chromium and Daphne fixtures for the browser tests.
+pytest_plugins = ["tests.browser"]
 
 
 @pytest.fixture(autouse=True)

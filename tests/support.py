@@ -1,6 +1,8 @@
-"""Helpers shared by the access, limits, CORS, metrics and property tests."""
+"""Helpers shared by the access, limits, CORS, metrics, property and page tests."""
 
 import asyncio
+import json
+import re
 import time
 
 from django.conf import settings
@@ -58,3 +60,9 @@ async def get(path: str, **kwargs) -> ASGIResponse:
     """Request ``path``; a stream is read until its first frame unless ``until`` says otherwise."""
     kwargs.setdefault("until", first_frame_sent)
     return await asgi_request(application(), path, **kwargs)
+
+
+def client_config(html: str) -> dict:
+    """Return the configuration {% notifications_client %} wrote into a page."""
+    match = re.search(r'<script id="notifications-config" type="application/json">(.*?)</script>', html)
+    return json.loads(match[1])

@@ -15,16 +15,18 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from notifications import task_worker
+from notifications.access import public_types
 from notifications.task_worker import EmbeddedWorker
 from project.models import Report, TaskRun
 
+from .support import client_config
 from .task_helpers import DATABASE_TASKS, notifications_with, published
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 REPORTS = reverse("admin:project_report_changelist")
 TASK_RUNS = reverse("admin:project_taskrun_changelist")
-TASK_TYPES_STREAM = "/sse/subscribe/?types=task_enqueued,task_started,task_progress,task_completed"
+TASK_TYPES = ["task_enqueued", "task_started", "task_progress", "task_completed"]
 
 
 @pytest.fixture(autouse=True)
@@ -74,9 +76,18 @@ def wait_until(predicate, timeout=10):
     return predicate()
 
 
-def stream_config(html: str) -> dict:
+def task_runs_config(html: str) -> dict:
     match = re.search(r'<script id="task-runs-config" type="application/json">(.*?)</script>', html, re.S)
     return json.loads(match[1])
+
+
+def assert_one_client_for(html: str, topics: list[str], types: list[str]) -> None:
+    """The page holds one notifications client, and no stream of its own."""
+    assert html.count('id="notifications-config"') == 1
+    assert "EventSource" not in html
+    assert html.count("/static/project/task_runs.js") == 1
+    config = client_config(html)
+    assert (sorted(config["topics"]), sorted(config["types"])) == (sorted(topics), sorted(types))
 
 
 def test_action_queues_the_task_and_answers_before_it_runs(client, admin_user):
@@ -207,17 +218,32 @@ def test_task_run_list_renders_live_cells_and_watches_every_run(client, admin_us
 
     for field in ["status", "progress", "outcome", "duration"]:
         assert f'data-task-id="{run.task_id}" data-field="{field}"' in html
-    config = stream_config(html)
-    assert config["url"] == TASK_TYPES_STREAM
-    assert config["userId"] == admin_user.pk
+    # Every run on the task types' topics, and the user's own private events.
+    everything = [*public_types(), *TASK_TYPES]
+    assert_one_client_for(html, topics=[*everything, f"user.{admin_user.pk}"], types=everything)
+    assert task_runs_config(html) == {
+        "types": TASK_TYPES,
+        "completed": "task_completed",
+        "userId": admin_user.pk,
+        "username": "admin",
+    }
 
 
 def test_user_without_the_run_permission_listens_to_their_private_topic(client, report_editor):
     client.force_login(report_editor)
 
-    config = stream_config(client.get(REPORTS).content.decode())
+    html = client.get(REPORTS).content.decode()
 
-    assert config["url"] == f"/sse/subscribe/user.{report_editor.pk}/"
+    # The task types come on the private topic only: their own topics are guarded.
+    assert_one_client_for(
+        html, topics=[*public_types(), f"user.{report_editor.pk}"], types=[*public_types(), *TASK_TYPES]
+    )
+
+
+def test_admin_login_page_gets_public_events_only(client):
+    html = client.get(reverse("admin:login")).content.decode()
+
+    assert_one_client_for(html, topics=public_types(), types=public_types())
 
 
 def test_task_runs_page_lists_every_run_for_staff_and_own_runs_for_others(client, admin_user, report_editor):
@@ -233,7 +259,7 @@ def test_task_runs_page_lists_every_run_for_staff_and_own_runs_for_others(client
 
     assert mine.task_id in staff_page and theirs.task_id in staff_page
     assert mine.task_id in editor_page and theirs.task_id not in editor_page
-    assert stream_config(editor_page)["url"] == f"/sse/subscribe/user.{report_editor.pk}/"
+    assert client_config(editor_page)["topics"] == [*public_types(), f"user.{report_editor.pk}"]
     assert "<tbody data-task-runs>" in editor_page
 
 

@@ -1,159 +1,25 @@
 """
 The browser client (notifications.js) in Chromium against a real Daphne:
 toasts, reconnection across a restart and a frozen server, one connection
-shared by tabs, navigation, payloads shown as text, the admin.
+shared by tabs, navigation, payloads shown as text.
 
 Screenshots go to artifacts/ (not committed).
 """
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from notifications.testing import daphne, free_port, http_request
-
-from .conftest import ROOT
-from .lifecycle import publish_http
-
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-# Maps to 127.0.0.1 in the test browser: a plain-http origin other than
-# localhost, where browsers offer no Web Locks API.
-INSECURE_HOST = "notifications.test"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
-]
-TIMEOUT_MS = 30_000
-# Runs in every page before its own scripts: records what the page shows.
-RECORDER = """
-window.recorded = {events: [], resets: []};
-document.addEventListener("notifications:event", (e) => window.recorded.events.push(e.detail.id));
-document.addEventListener("notifications:reset", (e) => window.recorded.resets.push(e.detail.reason));
-"""
-
-expect.set_options(timeout=TIMEOUT_MS)
-
-
-class Site:
-    """The demo project under Daphne (tests.browser_settings), on one port across restarts."""
-
-    def __init__(self, tmp_path, env):
-        self.tmp_path = tmp_path
-        self.env = {**env, "DJANGO_SETTINGS_MODULE": "tests.browser_settings"}
-        self.port = free_port()
-        self.servers = []
-
-    @property
-    def server(self):
-        return self.servers[-1]
-
-    def start(self) -> "Site":
-        log = self.tmp_path / f"daphne-{len(self.servers)}.log"
-        self.servers.append(daphne(self.port, env=self.env, cwd=ROOT).start(log))
-        return self
-
-    def stop_all(self) -> None:
-        for server in self.servers:
-            server.stop()
-
-    def manage(self, *args: str) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env={**os.environ, **self.env},
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-    def publish(self, text: str) -> str:
-        status, body = publish_http(self.port, "announcement", {"text": text})
-        assert status == 202, body
-        return body["id"]
-
-    def open_streams(self) -> int:
-        return json.loads(http_request(self.port, "GET", "/test-only/streams/")[1])["streams"]
-
-    def wait_for_open_streams(self, count: int, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while (found := self.open_streams()) != count:
-            assert time.monotonic() < deadline, f"{found} streams open on the server, expected {count}"
-            time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def context(browser):
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(RECORDER)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def site(tmp_path, server_env):
-    site = Site(tmp_path, server_env).start()
-    yield site
-    site.stop_all()
-
-
-def open_page(context, url):
-    page = context.new_page()
-    page.goto(url)
-    expect_state(page, "live")
-    return page
-
-
-def expect_state(page, state, **options):
-    expect(page.locator("[data-notifications-state]")).to_have_attribute("data-state", state, **options)
-
-
-def wait_for_events(page, count):
-    page.wait_for_function("count => window.recorded.events.length >= count", arg=count)
-
-
-def shown(page):
-    return page.evaluate("window.recorded.events")
-
-
-def navigate_publishing_meanwhile(page, site, path, text):
-    """
-    Go to ``path``, publishing an event when the page left behind is gone and
-    the next page's client has not loaded yet; return the event's id.
-    """
-    published = []
-
-    def publish_then_load(route):
-        published.append(site.publish(text))
-        route.continue_()
-
-    page.route("**/notifications.js", publish_then_load, times=1)
-    page.goto(site.url(path))
-    assert published, "the next page loads the client"
-    return published[0]
+from .browser import (
+    ARTIFACTS,
+    INSECURE_HOST,
+    expect_state,
+    navigate_publishing_meanwhile,
+    open_page,
+    shown,
+    wait_for_events,
+)
 
 
 def test_published_event_appears_as_a_dismissable_toast(context, site):
@@ -195,12 +61,21 @@ def test_markup_in_a_payload_is_shown_as_text(context, site):
 
 def test_refused_stream_stops_with_the_servers_reason(context, site):
     page = context.new_page()
+    page.clock.install()
+    stream_requests = []
+    page.on("request", lambda request: "/sse/subscribe/" in request.url and stream_requests.append(request))
     page.goto(site.url("/test-only/members-only/"))
 
     expect_state(page, "failed")
     expect(page.locator('.notifications-toast[data-kind="error"] .notifications-toast-text')).to_have_text(
         "The server refused the stream: Log in to subscribe to 'members_only'."
     )
+    # EventSource gave up on the 401 without saying why; one fetch read the reason.
+    assert [request.resource_type for request in stream_requests] == ["eventsource", "fetch"]
+    # Nothing is retried, not even minutes later on the page's clock.
+    page.clock.fast_forward("10:00")
+    assert page.evaluate("window.recorded.streams") == 1
+    expect_state(page, "failed")
     assert site.open_streams() == 0
 
 
@@ -229,6 +104,9 @@ def test_server_restart_resets_the_stream_and_shows_every_event_once(context, si
 
 def test_silent_server_is_detected_by_the_heartbeat_watchdog(context, site):
     page = open_page(context, site.url("/live/"))
+    # Idle for longer than the watchdog allows: keepalive events keep it open.
+    page.wait_for_function("window.recorded.keepalives >= 4")
+    assert page.evaluate("window.recorded.streams") == 1
     first = site.publish("before the freeze")
     wait_for_events(page, 1)
 
@@ -292,6 +170,18 @@ def test_navigation_resumes_where_the_previous_page_stopped(context, site):
     assert shown(page) == [while_away, last]
 
 
+def test_navigation_before_any_event_resumes_from_where_the_stream_started(context, site):
+    page = open_page(context, site.url("/live/"))
+    # A new stream's first keepalive tells the page its position.
+    assert page.evaluate("notifications.lastEventId") is not None
+
+    while_away = navigate_publishing_meanwhile(page, site, "/", "while navigating")
+
+    expect_state(page, "live")
+    wait_for_events(page, 1)
+    assert shown(page) == [while_away]
+
+
 def test_tab_back_from_navigation_catches_up_and_other_tabs_see_nothing_twice(context, site):
     leader = open_page(context, site.url("/live/"))
     follower = open_page(context, site.url("/live/"))
@@ -314,26 +204,3 @@ def test_tab_back_from_navigation_catches_up_and_other_tabs_see_nothing_twice(co
     assert shown(leader) == [first, while_away, last]
     assert shown(follower) == [while_away, last]
     site.wait_for_open_streams(1)
-
-
-def test_admin_pages_show_toasts(context, site):
-    site.manage("migrate", "--noinput")
-    site.manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; User.objects.create_superuser('admin', '', 'secret')",
-    )
-    page = context.new_page()
-    page.goto(site.url("/admin/login/?next=/admin/"))
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill("secret")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#site-name")).to_be_visible()
-    expect(page).to_have_url(site.url("/admin/"))
-    expect_state(page, "live")
-
-    site.publish("Visible in the admin")
-
-    expect(page.locator(".notifications-toast-text")).to_have_text("Visible in the admin")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / "admin.png")

@@ -1,14 +1,13 @@
 """{% notifications_client %} puts the script and its JSON configuration on a page."""
 
-import json
-import re
-
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.template import Context, Template
 from django.test import RequestFactory
 
 from notifications.exceptions import InvalidEventType
+
+from .support import client_config
 
 
 def render(tag: str, user=None, **context) -> str:
@@ -17,17 +16,12 @@ def render(tag: str, user=None, **context) -> str:
     return Template("{% load notifications %}" + tag).render(Context({"request": request, **context}))
 
 
-def config_of(html: str) -> dict:
-    match = re.search(r'<script id="notifications-config" type="application/json">(.*?)</script>', html)
-    return json.loads(match[1])
-
-
 def test_renders_stylesheet_configuration_and_deferred_script():
     html = render('{% notifications_client types="announcement,beta" %}')
 
     assert '<link rel="stylesheet" href="/static/notifications/notifications.css"' in html
     assert '<script src="/static/notifications/notifications.js" defer' in html
-    assert config_of(html) == {
+    assert client_config(html) == {
         "url": "/sse/subscribe/",
         "types": ["announcement", "beta"],
         "topics": ["announcement", "beta"],
@@ -42,7 +36,7 @@ def test_renders_stylesheet_configuration_and_deferred_script():
 def test_heartbeat_and_retry_come_from_settings(settings):
     settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "HEARTBEAT": 2.5, "RETRY_MS": 700}
 
-    config = config_of(render('{% notifications_client types="alpha" %}'))
+    config = client_config(render('{% notifications_client types="alpha" %}'))
 
     assert (config["heartbeatMs"], config["retryMs"]) == (2500, 700)
 
@@ -50,17 +44,16 @@ def test_heartbeat_and_retry_come_from_settings(settings):
 def test_without_types_subscribes_to_every_declared_public_type(settings):
     settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "ACCESS": {"beta": "authenticated"}}
 
-    config = config_of(render("{% notifications_client %}"))
+    config = client_config(render("{% notifications_client %}"))
 
-    # task_enqueued is registered from code by the tasks integration, not in settings.
-    expected = sorted(
-        ["announcement", "task_enqueued", "task_started", "task_progress", "task_completed", "alpha"]
-    )
+    # task_enqueued is declared from code, by the task receivers.
+    declared = ["announcement", "task_enqueued", "task_started", "task_progress", "task_completed", "alpha"]
+    expected = sorted(declared)
     assert config["types"] == config["topics"] == expected
 
 
 def test_types_may_be_a_list_from_the_context():
-    config = config_of(
+    config = client_config(
         render("{% notifications_client types=wanted toasts=False %}", wanted=["beta", "alpha"])
     )
 
@@ -75,8 +68,26 @@ def test_undeclared_type_fails_loudly():
 def test_private_adds_the_logged_in_users_topic_only():
     tag = '{% notifications_client types="task_completed" private=True %}'
 
-    assert config_of(render(tag, user=User(pk=42)))["topics"] == ["task_completed", "user.42"]
-    assert config_of(render(tag))["topics"] == ["task_completed"]
+    assert client_config(render(tag, user=User(pk=42)))["topics"] == ["task_completed", "user.42"]
+    assert client_config(render(tag))["topics"] == ["task_completed"]
+
+
+def test_private_types_arrive_on_the_private_topic_without_being_subscribed_to():
+    tag = '{% notifications_client types="announcement" private=True private_types="task_completed" %}'
+
+    config = client_config(render(tag, user=User(pk=42)))
+    anonymous = client_config(render(tag))
+
+    assert (config["types"], config["topics"]) == (
+        ["announcement", "task_completed"],
+        ["announcement", "user.42"],
+    )
+    assert (anonymous["types"], anonymous["topics"]) == (["announcement"], ["announcement"])
+
+
+def test_undeclared_private_type_fails_loudly_without_a_user_too():
+    with pytest.raises(InvalidEventType, match="'nonexistent' is not registered"):
+        render('{% notifications_client private=True private_types="nonexistent" %}')
 
 
 def test_csp_nonce_reaches_the_script_and_stylesheet():

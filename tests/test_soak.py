@@ -52,6 +52,9 @@ EXPECTED_LINES = [
     re.compile(r"(\S+ \S+ WARNING  )?(Not Found|Unauthorized|Forbidden|Bad Request): /sse/\S*"),
     re.compile(r"Draining streams=\d+ timeout=\S+"),
     re.compile(r"Drained streams=\d+ in [0-9.]+s forced=0"),
+    # The demo runs its tasks in the server (NOTIFICATIONS["EMBEDDED_TASK_WORKER"]).
+    re.compile(r"Embedded task worker (started backend=\S+|stopped)"),
+    re.compile(r"\S+ \S+ INFO     Starting worker worker_id=embedded-\S+ queues=\S+"),
 ]
 
 

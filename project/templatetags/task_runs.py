@@ -1,20 +1,21 @@
 """Template tags for pages that show task runs live."""
 
+from typing import Any
+
 from django import template
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.urls import reverse
+from django.utils.csp import CONTEXT_KEY as CSP_NONCE
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from notifications.task_events import TASK_EVENT_TYPES
-from notifications.topics import user_topic
+from notifications.access import public_types
+from notifications.task_events import TASK_COMPLETED, TASK_EVENT_TYPES
 
 from ..models import TaskRun, sees_every_run
 
 register = template.Library()
 
-# What each live cell shows; templates/task_runs/live.html writes the same
-# texts from events.
+# What each live cell shows; project/static/project/task_runs.js writes the
+# same texts from events.
 LIVE_FIELDS = {
     "status": lambda run: run.status,
     "progress": TaskRun.progress_text,
@@ -31,22 +32,28 @@ def live_cell(run: TaskRun, field: str) -> SafeString:
     )
 
 
-def stream_url(user: AbstractBaseUser) -> str:
-    """Return the stream that carries the task events ``user`` may see."""
-    if sees_every_run(user):
-        return reverse("notifications:subscribe_many") + "?types=" + ",".join(TASK_EVENT_TYPES)
-    return reverse("notifications:subscribe", args=[user_topic(user)])
-
-
 @register.inclusion_tag("task_runs/live.html", takes_context=True)
-def task_runs_live(context: template.Context) -> dict:
-    """Include the script that keeps task runs on the page live and toasts the user's own."""
+def task_runs_live(context: template.Context) -> dict[str, Any]:
+    """
+    Put the notifications client on the page, set for the task runs the user
+    may see, and the script that keeps them live and toasts the user's own
+    finished runs. Use it in place of {% notifications_client %}: a page
+    holds one client.
+    """
     user = context["user"]
+    # Every run's events for those who watch every run; their own runs, on
+    # their private topic, for everyone logged in.
+    watched = list(TASK_EVENT_TYPES) if sees_every_run(user) else []
     return {
+        # The tag's template gets only this dict; the client tag needs these.
+        "request": context.get("request"),
+        CSP_NONCE: context.get(CSP_NONCE),
+        "types": [*public_types(), *watched],
+        "private_types": list(TASK_EVENT_TYPES),
         "config": {
-            "url": stream_url(user),
             "types": list(TASK_EVENT_TYPES),
+            "completed": TASK_COMPLETED,
             "userId": user.pk,
             "username": user.get_username(),
-        }
+        },
     }

@@ -33,16 +33,21 @@
  * (detail as above), for scripts that run before this one.
  *
  * Behaviour:
- * - The stream is read with fetch(), not EventSource: fetch sees the
- *   server's heartbeat comments (EventSource hides them), sends
- *   Last-Event-ID as a header on every reconnect, tells a refusal (4xx)
- *   from a network error, and leaves reconnection to this script.
- * - Watchdog: nothing received, not even a heartbeat, for 2.5 heartbeats
- *   means the connection is dead though not closed: reconnect.
- * - Errors: reconnect after the server's `retry:` delay, doubling on each
- *   failure in a row (at most 30 s), with random jitter. `server_shutdown`:
- *   reconnect after its `reconnect_after_ms`, quietly. A 4xx answer stops
- *   retrying ("failed") until the set of subscribed types changes.
+ * - The stream is an EventSource opened with ?keepalive=event, so the
+ *   server's heartbeats are `keepalive` events the script can see
+ *   (EventSource hides comments). A new stream's first keepalive also
+ *   carries, as its lastEventId, the position the stream starts from.
+ * - Watchdog: no event, not even a keepalive, for 2.5 heartbeats means the
+ *   connection is dead though not closed: reconnect.
+ * - The script, not the browser, reconnects: on every error it closes the
+ *   EventSource and opens a new one with ?lastEventId=, after the server's
+ *   `retry:` delay (RETRY_MS), doubling on each failure in a row (at most
+ *   30 s), with random jitter. `server_shutdown`, `stream_expired` and
+ *   `limit_exceeded`: reconnect after their `reconnect_after_ms`, quietly.
+ * - EventSource does not say why it gave up (any status but 200, or
+ *   another content type), so the script asks once with fetch(): a 4xx
+ *   answer stops retrying ("failed", with the server's reason) until the
+ *   set of subscribed types changes; anything else is retried.
  * - Each tab remembers the id of the last event it showed in
  *   sessionStorage, so the next page in the tab resumes from there:
  *   navigation loses nothing and shows nothing twice.
@@ -73,6 +78,12 @@
   const FIRST_CLAIM_MS = 500;
   const CLAIM_MS = 250;
   const MAX_TOASTS = 5;
+  // Events of the server's own (notifications/streams.py).
+  const KEEPALIVE = "keepalive";
+  const STREAM_RESET = "stream_reset";
+  // A stream the server ends on purpose says when to come back
+  // (reconnect_after_ms): it stops, the stream is too old, a limit is reached.
+  const CLOSING_EVENTS = ["server_shutdown", "stream_expired", "limit_exceeded"];
   const STATE_LABELS = {
     connecting: "Connecting…",
     live: "Live",
@@ -114,63 +125,17 @@
     return Math.random().toString(36).slice(2) + Date.now().toString(36);
   }
 
-  /* Parse the text/event-stream format incrementally. */
-  class EventStreamParser {
-    constructor(onFrame, onRetry) {
-      this.onFrame = onFrame;
-      this.onRetry = onRetry;
-      this.pending = "";
-      this.clear();
-    }
-
-    clear() {
-      this.type = "";
-      this.data = [];
-      this.id = undefined;
-    }
-
-    feed(text) {
-      let buffer = this.pending + text;
-      // A trailing CR may be the first half of a CRLF split across chunks.
-      const heldBack = buffer.endsWith("\r") ? "\r" : "";
-      if (heldBack) buffer = buffer.slice(0, -1);
-      const lines = buffer.split(/\r\n|\r|\n/);
-      this.pending = lines.pop() + heldBack;
-      for (const line of lines) this.line(line);
-    }
-
-    line(line) {
-      if (line === "") {
-        this.dispatch();
-        return;
-      }
-      if (line.startsWith(":")) return;
-      const colon = line.indexOf(":");
-      const field = colon === -1 ? line : line.slice(0, colon);
-      let value = colon === -1 ? "" : line.slice(colon + 1);
-      if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "event") this.type = value;
-      else if (field === "data") this.data.push(value);
-      else if (field === "id" && !value.includes("\0")) this.id = value;
-      else if (field === "retry" && /^\d+$/.test(value)) this.onRetry(Number(value));
-    }
-
-    dispatch() {
-      // An id without data moves the position and fires no event.
-      if (this.id !== undefined || this.data.length) {
-        this.onFrame({
-          type: this.type || "message",
-          data: this.data.length ? this.data.join("\n") : null,
-          id: this.id,
-        });
-      }
-      this.clear();
-    }
-  }
-
   /*
-   * One stream at a time from the server, reconnecting until stopped.
+   * One EventSource at a time, reopened until stopped.
    * handlers: frame({type, data, id}), state(state, detail), activity().
+   * A frame with data null only moves the position.
+   *
+   * The script closes the EventSource on every error and opens the next one
+   * itself, resuming with ?lastEventId= (a new EventSource cannot set the
+   * Last-Event-ID header). The browser's own reconnection waits a fixed
+   * `retry:` with no backoff and no jitter, so every page of a restarted
+   * server would come back in step, and a server that is down would be
+   * asked again every `retry:` for ever.
    */
   class Connection {
     constructor(config, handlers) {
@@ -181,110 +146,155 @@
       this.generation = 0;
       this.lastEventId = null;
       this.topics = [];
+      this.types = [];
+      this.failures = 0;
     }
 
-    start(topics, lastEventId) {
+    start(topics, types, lastEventId) {
       this.stop();
       this.topics = topics;
+      this.types = types;
       this.lastEventId = lastEventId;
-      this.run(this.generation);
+      this.failures = 0;
+      this.open(this.generation);
     }
 
     stop() {
       this.generation += 1;
-      this.controller?.abort();
-      clearTimeout(this.sleepTimer);
-      this.wake?.();
+      this.end();
+      clearTimeout(this.reopenTimer);
     }
 
-    async run(generation) {
-      let failures = 0;
-      while (generation === this.generation) {
-        const outcome = await this.attempt(generation);
-        if (generation !== this.generation) return;
-        let delay;
-        if (outcome.refused) {
-          this.handlers.state("failed", { status: outcome.status, reason: outcome.reason });
-          return;
-        } else if (outcome.farewellMs !== undefined) {
-          failures = 0;
-          delay = outcome.farewellMs * (1 + Math.random() / 2);
-        } else {
-          if (outcome.opened) failures = 0;
-          delay = withJitter(Math.min(MAX_BACKOFF_MS, this.retryMs * 2 ** failures));
-          failures += 1;
-        }
-        this.handlers.state("reconnecting");
-        await new Promise((resolve) => {
-          this.wake = resolve;
-          this.sleepTimer = setTimeout(resolve, delay);
-        });
-      }
+    end() {
+      this.source?.close();
+      this.source = null;
+      clearInterval(this.watchdog);
+      this.probe?.abort();
     }
 
-    async attempt(generation) {
-      const controller = new AbortController();
-      this.controller = controller;
+    streamUrl() {
+      const url = new URL(this.url, location.href);
+      url.searchParams.set("types", this.topics.join(","));
+      // Heartbeats as events: EventSource hides comments from the page.
+      url.searchParams.set("keepalive", "event");
+      if (this.lastEventId) url.searchParams.set("lastEventId", this.lastEventId);
+      return url;
+    }
+
+    open(generation) {
+      const source = new EventSource(this.streamUrl());
+      this.source = source;
       let lastActivity = Date.now();
-      const watchdog = setInterval(
+      let opened = false;
+      const current = () => generation === this.generation && source === this.source;
+      // Live from the first event (a new stream opens with a keepalive), not
+      // from "open": a stream that only says goodbye never was.
+      const alive = () => {
+        lastActivity = Date.now();
+        if (!opened) {
+          opened = true;
+          this.handlers.state("live");
+        }
+        this.handlers.activity();
+      };
+      this.watchdog = setInterval(
         () => {
-          if (Date.now() - lastActivity > this.heartbeatMs * WATCHDOG_HEARTBEATS) controller.abort();
+          if (Date.now() - lastActivity <= this.heartbeatMs * WATCHDOG_HEARTBEATS) return;
+          this.end();
+          this.reconnect(generation, opened);
         },
         Math.max(this.heartbeatMs / 4, 250),
       );
-      let opened = false;
-      let farewellMs;
-      const parser = new EventStreamParser(
-        (frame) => {
-          if (generation !== this.generation) return;
-          if (frame.type === "server_shutdown") {
-            farewellMs = parseJson(frame.data).reconnect_after_ms ?? this.retryMs;
-            return;
-          }
-          if (frame.id !== undefined) this.lastEventId = frame.id;
-          this.handlers.frame(frame);
-        },
-        (milliseconds) => {
-          this.retryMs = milliseconds;
-        },
-      );
+      source.addEventListener(KEEPALIVE, (event) => {
+        if (!current()) return;
+        alive();
+        // The id of the last frame before it: the id-only frame a new stream
+        // opens with (which fires no event), or an event of a type this page
+        // does not listen for.
+        const position = event.lastEventId;
+        if (position && position !== this.lastEventId) {
+          this.lastEventId = position;
+          this.handlers.frame({ type: KEEPALIVE, data: null, id: position });
+        }
+      });
+      // Every event the server publishes has an id of its own; lastEventId
+      // is the id of the last frame that had one.
+      const deliver = (event) => {
+        if (!current()) return;
+        alive();
+        const id = event.lastEventId || undefined;
+        if (id !== undefined) this.lastEventId = id;
+        this.handlers.frame({ type: event.type, data: event.data, id });
+      };
+      for (const type of new Set([...this.types, STREAM_RESET])) source.addEventListener(type, deliver);
+      for (const type of CLOSING_EVENTS) {
+        source.addEventListener(type, (event) => {
+          if (!current()) return;
+          this.end();
+          this.failures = 0;
+          const delay = parseJson(event.data).reconnect_after_ms ?? this.retryMs;
+          this.handlers.state("reconnecting");
+          this.reopen(generation, delay * (1 + Math.random() / 2));
+        });
+      }
+      source.addEventListener("error", () => {
+        if (!current()) return;
+        // CLOSED: the browser gave up on a status or content type it will
+        // not stream; CONNECTING: a network error or the response ended.
+        const fatal = source.readyState === EventSource.CLOSED;
+        this.end();
+        if (fatal) this.ask(generation);
+        else this.reconnect(generation, opened);
+      });
+    }
+
+    // After an error: the `retry:` delay, doubled for each failure in a row.
+    reconnect(generation, opened) {
+      if (opened) this.failures = 0;
+      const delay = withJitter(Math.min(MAX_BACKOFF_MS, this.retryMs * 2 ** this.failures));
+      this.failures += 1;
+      this.handlers.state("reconnecting");
+      this.reopen(generation, delay);
+    }
+
+    reopen(generation, delay) {
+      clearTimeout(this.reopenTimer);
+      this.reopenTimer = setTimeout(() => {
+        if (generation === this.generation) this.open(generation);
+      }, delay);
+    }
+
+    /*
+     * EventSource tells neither the status nor the reason of a refusal, so
+     * ask once with fetch: a 4xx (but 408 or 429) stops retrying with the
+     * server's reason; anything else is retried with backoff.
+     */
+    async ask(generation) {
+      const probe = new AbortController();
+      this.probe = probe;
+      const timer = setTimeout(() => probe.abort(), this.heartbeatMs * WATCHDOG_HEARTBEATS);
+      let refusal = null;
       try {
-        const url = new URL(this.url, location.href);
-        url.searchParams.set("types", this.topics.join(","));
-        const headers = { Accept: "text/event-stream" };
-        if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
-        const response = await fetch(url, {
-          headers,
-          signal: controller.signal,
+        const response = await fetch(this.streamUrl(), {
+          headers: { Accept: "text/event-stream" },
+          signal: probe.signal,
           cache: "no-store",
           credentials: "same-origin",
         });
-        const type = response.headers.get("Content-Type") || "";
-        if (!response.ok || !type.startsWith("text/event-stream")) {
-          const reason = (await response.text()).trim() || response.statusText;
-          const permanent = response.status >= 400 && response.status < 500;
-          return { refused: permanent && ![408, 429].includes(response.status), status: response.status, reason };
+        const { status } = response;
+        if (status >= 400 && status < 500 && ![408, 429].includes(status)) {
+          refusal = { status, reason: (await response.text()).trim() || response.statusText };
         }
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done || generation !== this.generation) break;
-          lastActivity = Date.now();
-          parser.feed(value);
-          if (farewellMs !== undefined) break;
-          if (!opened) {
-            opened = true;
-            this.handlers.state("live");
-          }
-          this.handlers.activity();
-        }
-      } catch (error) {
-        return { opened, reason: String(error) };
+      } catch {
+        // No answer: like a network error.
       } finally {
-        clearInterval(watchdog);
-        controller.abort();
+        clearTimeout(timer);
+        // A stream this request opened is not read; the next attempt reads one.
+        probe.abort();
       }
-      return { opened, farewellMs };
+      if (generation !== this.generation) return;
+      if (refusal) this.handlers.state("failed", refusal);
+      else this.reconnect(generation, false);
     }
   }
 
@@ -292,7 +302,8 @@
   class Leader {
     constructor(tab) {
       this.tab = tab;
-      this.topicsByTab = new Map([[tab.id, tab.config.topics]]);
+      // What each tab wants: topics to subscribe to, event types it shows.
+      this.wants = new Map([[tab.id, { topics: tab.config.topics, types: tab.config.types }]]);
       // Followers without a position, welcomed once the stream has one.
       this.waiting = new Map();
       this.connection = new Connection(tab.config, {
@@ -300,22 +311,29 @@
         state: (state, detail) => this.state(state, detail),
         activity: () => tab.election.beat(),
       });
-      this.connection.start(this.union(), tab.cursor);
+      this.restart(tab.cursor);
     }
 
     union() {
-      return [...new Set([...this.topicsByTab.values()].flat())].sort();
+      const wants = [...this.wants.values()];
+      const all = (key) => [...new Set(wants.flatMap((want) => want[key]))].sort();
+      return { topics: all("topics"), types: all("types") };
+    }
+
+    unionChangedBy(change) {
+      const before = JSON.stringify(this.union());
+      change();
+      return JSON.stringify(this.union()) !== before;
     }
 
     restart(lastEventId) {
       if (this.tab.state === "failed") this.state("connecting");
-      this.connection.start(this.union(), lastEventId);
+      const { topics, types } = this.union();
+      this.connection.start(topics, types, lastEventId);
     }
 
-    hello({ from, cursor, topics, seq }) {
-      const before = this.union().join();
-      this.topicsByTab.set(from, topics);
-      const changed = this.union().join() !== before;
+    hello({ from, cursor, topics, types, seq }) {
+      const changed = this.unionChangedBy(() => this.wants.set(from, { topics, types }));
       const position = this.connection.lastEventId;
       const welcome = { kind: "welcome", to: from, seq };
       let resumeFrom;
@@ -338,17 +356,16 @@
     }
 
     bye({ from }) {
-      const before = this.union().join();
-      this.topicsByTab.delete(from);
+      const changed = this.unionChangedBy(() => this.wants.delete(from));
       // Fewer types may be what a refused stream needs; otherwise the
       // extra types cost nothing until the next reconnect drops them.
-      if (this.tab.state === "failed" && this.union().join() !== before) {
+      if (this.tab.state === "failed" && changed) {
         this.restart(this.connection.lastEventId);
       }
     }
 
     frame(frame) {
-      if (frame.type === "stream_reset") {
+      if (frame.type === STREAM_RESET) {
         const reset = { id: frame.id, reason: parseJson(frame.data).reason };
         this.tab.post({ kind: "reset", reset });
         this.tab.applyReset(reset);
@@ -667,7 +684,8 @@
       clearTimeout(this.helloTimer);
       if (this.stopped || this.role === "leader") return;
       this.helloSeq += 1;
-      this.post({ kind: "hello", cursor: this.cursor, topics: this.config.topics, seq: this.helloSeq });
+      const { topics, types } = this.config;
+      this.post({ kind: "hello", cursor: this.cursor, topics, types, seq: this.helloSeq });
       this.helloTimer = setTimeout(() => {
         if (!this.welcomed) this.sendHello();
       }, HELLO_RETRY_MS);
