@@ -7,9 +7,16 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from . import lifecycle
-        from .checks import check_deployment, check_settings
+        from django.contrib.auth.signals import user_logged_out
+
+        from . import lifecycle, receivers
+        from .access import close_streams_on_logout
+        from .checks import check_deployment, check_security, check_settings, check_tasks
 
         checks.register(check_settings, "notifications")
+        checks.register(check_security, "notifications")
         checks.register(check_deployment, "notifications", deploy=True)
+        user_logged_out.connect(close_streams_on_logout, dispatch_uid="notifications.access")
+        checks.register(check_tasks, "notifications")
         lifecycle.install()
+        receivers.connect()

@@ -38,6 +38,13 @@ class StreamingASGIHandler(ASGIHandler):
 
 
 def get_asgi_application() -> StreamingASGIHandler:
-    """Set up Django and return the ASGI application (like Django's own)."""
+    """
+    Set up Django and return the ASGI application (like Django's own). Only
+    serving processes build it, so the embedded task worker starts here
+    when NOTIFICATIONS['EMBEDDED_TASK_WORKER'] asks for one.
+    """
     django.setup(set_prefix=False)
+    from . import task_worker
+
+    task_worker.start()
     return StreamingASGIHandler()

@@ -1,11 +1,22 @@
-"""System checks for NOTIFICATIONS and the setup it relies on."""
+"""
+System checks for NOTIFICATIONS and the setup it relies on.
+
+Ids: E0xx/W0xx for settings and setup, E1xx/W1xx for access, origins and
+tokens (check_security).
+"""
+
+import re
 
 from django.conf import settings
 from django.core.checks import Error, Warning
 from django.utils.module_loading import import_string
 
+from .access import AUTHENTICATED, PUBLIC
 from .conf import DEFAULTS
-from .topics import is_valid_name
+from .cors import ANY_ORIGIN
+from .exceptions import describe
+from .task_events import TASK_EVENT_TYPES
+from .topics import is_valid_name, registered
 
 
 def _positive_number(value) -> bool:
@@ -18,6 +29,18 @@ def _non_negative_int(value) -> bool:
 
 def _positive_int(value) -> bool:
     return _non_negative_int(value) and value > 0
+
+
+def _optional(test):
+    return lambda value: value is None or test(value)
+
+
+def _non_empty_str(value) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _non_negative_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 # Option -> (test, what it must be).
@@ -33,7 +56,29 @@ RULES = {
     "ACCESS": (lambda v: isinstance(v, dict), "a dict of event type to rule"),
     "DEFAULT_ACCESS": (lambda v: isinstance(v, str) and v, "'public', 'authenticated' or a permission name"),
     "PUBLISH_TOKEN": (lambda v: v is None or (isinstance(v, str) and v), "None or a non-empty string"),
+    "MAX_STREAMS": (_optional(_positive_int), "None or a positive integer"),
+    "MAX_STREAMS_PER_USER": (_optional(_positive_int), "None or a positive integer"),
+    "LIMIT_RETRY_MS": (_positive_int, "a positive whole number of milliseconds"),
+    "MAX_STREAM_AGE": (_optional(_positive_number), "None or a positive number of seconds"),
+    "PUBLISH_RATE": (_optional(_positive_number), "None or a positive number of events per second"),
+    "PUBLISH_BURST": (_positive_int, "a positive integer"),
+    "ALLOWED_ORIGINS": (lambda v: isinstance(v, list | tuple), "a list of origins"),
+    "ALLOW_CREDENTIALS": (lambda v: isinstance(v, bool), "True or False"),
+    "METRICS_ACCESS": (lambda v: v in (None, "staff", "token"), "None, 'staff' or 'token'"),
+    "METRICS_TOKEN": (lambda v: v is None or (isinstance(v, str) and v), "None or a non-empty string"),
+    "TASK_PROGRESS_INTERVAL": (_non_negative_number, "a non-negative number of seconds"),
+    "EMBEDDED_TASK_WORKER": (lambda v: v is None or (isinstance(v, str) and v), "None or an alias in TASKS"),
+    "HISTORY_BACKEND": (_non_empty_str, "a dotted path to an EventHistory class"),
+    "CHANNEL_LAYER": (_non_empty_str, "an alias in CHANNEL_LAYERS"),
 }
+
+# An origin as browsers send it: scheme, host, optional port, no path.
+_ORIGIN = re.compile(r"https?://[^/?#\s:]+(:[0-9]{1,5})?")
+# A permission as user.has_perm() takes it.
+_PERMISSION = re.compile(r"[A-Za-z0-9_]+\.[^\s]+")
+# Shorter tokens, or tokens of few distinct characters, can be guessed.
+MIN_TOKEN_LENGTH = 32
+MIN_TOKEN_CHARACTERS = 8
 
 E001 = Error(
     "The NOTIFICATIONS setting must be a dict.",
@@ -57,8 +102,21 @@ W001 = Warning(
     hint="Configure a channels_redis layer when more than one process publishes or serves streams.",
     id="notifications.W001",
 )
+W005 = Warning(
+    "NOTIFICATIONS['HISTORY_BACKEND'] is shared between processes but the notifications channel layer "
+    "is in-memory; events published in another process are stored but never streamed live.",
+    hint="Use a channels_redis layer on the Redis that holds the history.",
+    id="notifications.W005",
+)
+W006 = Warning(
+    "The notifications channel layer is shared between processes but NOTIFICATIONS['HISTORY_BACKEND'] "
+    "keeps history in each process; ids differ per process, so clients that reconnect to another "
+    "process cannot catch up.",
+    hint="Set NOTIFICATIONS['HISTORY_BACKEND'] to 'notifications.history.redis.RedisHistory'.",
+    id="notifications.W006",
+)
 W002 = Warning(
-    "NOTIFICATIONS['PUBLISH_TOKEN'] is shorter than 32 characters.",
+    "NOTIFICATIONS['PUBLISH_TOKEN'] is shorter than 32 characters or has fewer than 8 distinct characters.",
     hint="Use a long random token, for example from secrets.token_urlsafe(32).",
     id="notifications.W002",
 )
@@ -91,22 +149,29 @@ def check_settings(app_configs=None, **kwargs):
         errors.append(
             Error(
                 "NOTIFICATIONS['EVENT_TYPES'] must be a list of event type names.",
-                hint="Names are 1 to 64 ASCII letters, digits, hyphens, underscores or periods.",
+                hint=(
+                    "Names are 1 to 64 ASCII letters, digits, hyphens, underscores or periods, "
+                    "not starting with 'user.'."
+                ),
                 id="notifications.E004",
             )
         )
     backend = options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"])
-    try:
-        import_string(backend)
-    except ImportError:
-        errors.append(
-            Error(
-                f"NOTIFICATIONS['HISTORY_BACKEND'] {backend!r} cannot be imported.",
-                id="notifications.E005",
+    history_class = None
+    # A value of the wrong type is reported above (E003); importing it would crash the check.
+    if _non_empty_str(backend):
+        try:
+            history_class = import_string(backend)
+        except ImportError:
+            errors.append(
+                Error(
+                    f"NOTIFICATIONS['HISTORY_BACKEND'] {backend!r} cannot be imported.",
+                    id="notifications.E005",
+                )
             )
-        )
+    errors += _check_history(history_class, options)
     layer = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
-    if layer not in getattr(settings, "CHANNEL_LAYERS", {}):
+    if _non_empty_str(layer) and layer not in getattr(settings, "CHANNEL_LAYERS", {}):
         errors.append(
             Error(
                 f"NOTIFICATIONS['CHANNEL_LAYER'] {layer!r} is not in CHANNEL_LAYERS.",
@@ -121,17 +186,222 @@ def check_settings(app_configs=None, **kwargs):
     return errors
 
 
+def _check_history(history_class, options: dict) -> list:
+    """Check the history's options and that history and layer are shared alike."""
+    history_options = options.get("HISTORY_OPTIONS", {})
+    if history_class is None or not isinstance(history_options, dict):
+        return []
+    try:
+        history_class(options.get("HISTORY_SIZE", DEFAULTS["HISTORY_SIZE"]), **history_options)
+    except (TypeError, ValueError) as exc:
+        name = history_class.__name__
+        return [
+            Error(
+                f"NOTIFICATIONS['HISTORY_OPTIONS'] is not accepted by {name}: {describe(exc)}.",
+                id="notifications.E007",
+            )
+        ]
+    layer_backend = _layer_backend(options)
+    if not layer_backend:
+        return []
+    layer_shared = not layer_backend.endswith("InMemoryChannelLayer")
+    if history_class.shared_between_processes and not layer_shared:
+        return [W005]
+    if layer_shared and not history_class.shared_between_processes:
+        return [W006]
+    return []
+
+
+E101 = Error(
+    "NOTIFICATIONS['ALLOWED_ORIGINS'] contains '*' while NOTIFICATIONS['ALLOW_CREDENTIALS'] is True.",
+    hint="Browsers refuse credentials with '*': list the origins that may connect instead.",
+    id="notifications.E101",
+)
+E103 = Error(
+    "NOTIFICATIONS['METRICS_ACCESS'] is 'token' but NOTIFICATIONS['METRICS_TOKEN'] is not set.",
+    hint="Set METRICS_TOKEN to a long random string, for example from secrets.token_urlsafe(32).",
+    id="notifications.E103",
+)
+W101 = Warning(
+    "NOTIFICATIONS['PUBLISH_TOKEN'] is not set: POST /sse/publish/<type>/ answers 404.",
+    hint=(
+        "Set it if services outside Django publish over HTTP; otherwise add "
+        "'notifications.W101' to SILENCED_SYSTEM_CHECKS."
+    ),
+    id="notifications.W101",
+)
+W103 = Warning(
+    "NOTIFICATIONS['METRICS_TOKEN'] is shorter than 32 characters or has fewer than 8 distinct characters.",
+    hint="Use a long random token, for example from secrets.token_urlsafe(32).",
+    id="notifications.W103",
+)
+
+
+def _is_weak(token: str) -> bool:
+    return len(token) < MIN_TOKEN_LENGTH or len(set(token)) < MIN_TOKEN_CHARACTERS
+
+
+def _valid_rule(rule: object) -> bool:
+    return rule in (PUBLIC, AUTHENTICATED) or (
+        isinstance(rule, str) and _PERMISSION.fullmatch(rule) is not None
+    )
+
+
+def _invalid_rule(option: str, rule: object) -> Error:
+    return Error(
+        f"NOTIFICATIONS{option} is {rule!r}, not a valid rule.",
+        hint="Use 'public', 'authenticated' or a permission such as 'app_label.codename'.",
+        id="notifications.E104",
+    )
+
+
+def check_security(app_configs=None, **kwargs):
+    """Check access rules, origins and tokens; tokens only matter with DEBUG off."""
+    options = getattr(settings, "NOTIFICATIONS", {})
+    if not isinstance(options, dict):
+        return []
+    errors = []
+    access = options.get("ACCESS", {})
+    if isinstance(access, dict):
+        known = registered()
+        for event_type, rule in access.items():
+            if event_type not in known:
+                errors.append(
+                    Warning(
+                        f"NOTIFICATIONS['ACCESS'] has a rule for {event_type!r}, which is not an event type.",
+                        hint="Add it to NOTIFICATIONS['EVENT_TYPES'] or register() it, or remove the rule.",
+                        id="notifications.W102",
+                    )
+                )
+            if not _valid_rule(rule):
+                errors.append(_invalid_rule(f"['ACCESS'][{event_type!r}]", rule))
+    default = options.get("DEFAULT_ACCESS", DEFAULTS["DEFAULT_ACCESS"])
+    if not _valid_rule(default):
+        errors.append(_invalid_rule("['DEFAULT_ACCESS']", default))
+    origins = options.get("ALLOWED_ORIGINS", [])
+    if isinstance(origins, list | tuple):
+        for origin in origins:
+            if origin != ANY_ORIGIN and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
+                errors.append(
+                    Error(
+                        f"NOTIFICATIONS['ALLOWED_ORIGINS'] contains {origin!r}, which is not an origin.",
+                        hint="Write origins as 'https://host' or 'https://host:port', without a path.",
+                        id="notifications.E102",
+                    )
+                )
+        if ANY_ORIGIN in origins and options.get("ALLOW_CREDENTIALS") is True:
+            errors.append(E101)
+    metrics_token = options.get("METRICS_TOKEN")
+    if options.get("METRICS_ACCESS") == "token" and not metrics_token:
+        errors.append(E103)
+    if not settings.DEBUG:
+        token = options.get("PUBLISH_TOKEN")
+        if not token:
+            errors.append(W101)
+        elif isinstance(token, str) and _is_weak(token):
+            errors.append(W002)
+        if isinstance(metrics_token, str) and metrics_token and _is_weak(metrics_token):
+            errors.append(W103)
+    return errors
+
+
 def check_deployment(app_configs=None, **kwargs):
     """Warn about setups that work in development but not in production."""
     options = getattr(settings, "NOTIFICATIONS", {})
     if not isinstance(options, dict):
         return []
     warnings = []
-    alias = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
-    backend = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND", "")
-    if backend.endswith("InMemoryChannelLayer"):
+    if _layer_is_in_memory(options):
         warnings.append(W001)
-    token = options.get("PUBLISH_TOKEN")
-    if isinstance(token, str) and token and len(token) < 32:
-        warnings.append(W002)
     return warnings
+
+
+def _layer_backend(options: dict) -> str:
+    """Return the BACKEND of the notifications channel layer, or "" if it is not configured."""
+    alias = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
+    if not _non_empty_str(alias):
+        return ""  # Reported as E003.
+    return getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND", "")
+
+
+def _layer_is_in_memory(options: dict) -> bool:
+    return _layer_backend(options).endswith("InMemoryChannelLayer")
+
+
+def _is_backend(path, *base_paths: str) -> bool:
+    if not isinstance(path, str):
+        return False
+    try:
+        backend = import_string(path)
+        return any(issubclass(backend, import_string(base)) for base in base_paths)
+    except (ImportError, TypeError):
+        return False
+
+
+# Task backends that run a task in the process that enqueues it, or never.
+IN_PROCESS_TASK_BACKENDS = (
+    "django.tasks.backends.immediate.ImmediateBackend",
+    "django.tasks.backends.dummy.DummyBackend",
+)
+DATABASE_TASK_BACKEND = "django_tasks_db.DatabaseBackend"
+
+
+def check_tasks(app_configs=None, **kwargs):
+    """Check that task events can reach browsers from where tasks run, and who may see them."""
+    options = getattr(settings, "NOTIFICATIONS", {})
+    if not isinstance(options, dict):
+        return []
+    messages = []
+    task_backends = getattr(settings, "TASKS", {})
+    embedded = options.get("EMBEDDED_TASK_WORKER")
+    if isinstance(embedded, str) and embedded:
+        path = task_backends.get(embedded, {}).get("BACKEND")
+        if not _is_backend(path, DATABASE_TASK_BACKEND):
+            messages.append(
+                Error(
+                    f"NOTIFICATIONS['EMBEDDED_TASK_WORKER'] {embedded!r} is not a TASKS alias "
+                    f"of a {DATABASE_TASK_BACKEND} backend.",
+                    hint=(
+                        f"Set TASKS[{embedded!r}]['BACKEND'] to {DATABASE_TASK_BACKEND!r} (with "
+                        "'django_tasks_db' in INSTALLED_APPS), or set the option to None."
+                    ),
+                    id="notifications.E010",
+                )
+            )
+    separate = sorted(
+        alias
+        for alias, config in task_backends.items()
+        if alias != embedded
+        and isinstance(config, dict)
+        and isinstance(config.get("BACKEND"), str)
+        and not _is_backend(config["BACKEND"], *IN_PROCESS_TASK_BACKENDS)
+    )
+    if separate and _layer_is_in_memory(options):
+        messages.append(
+            Warning(
+                f"Tasks of TASKS {separate!r} run in separate worker processes, but the notifications "
+                "channel layer is in-memory: their events never reach the server.",
+                hint=(
+                    "Configure a channels_redis layer, or, in development, run the tasks inside the "
+                    "server with NOTIFICATIONS['EMBEDDED_TASK_WORKER']."
+                ),
+                id="notifications.W010",
+            )
+        )
+    access = options.get("ACCESS", {})
+    if isinstance(access, dict):
+        default = options.get("DEFAULT_ACCESS", DEFAULTS["DEFAULT_ACCESS"])
+        public = [t for t in TASK_EVENT_TYPES if access.get(t, default) == "public"]
+        if public:
+            messages.append(
+                Warning(
+                    f"Anyone may subscribe to the task events {public!r}: every task's status and "
+                    "result is public.",
+                    hint=(
+                        "Give them a rule in NOTIFICATIONS['ACCESS'], such as "
+                        "'app_label.view_model' or 'authenticated'."
+                    ),
+                    id="notifications.W011",
+                )
+            )
+    return messages

@@ -22,9 +22,12 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT": 15,
     # Milliseconds a browser waits before reconnecting, sent as "retry:".
     "RETRY_MS": 2000,
-    # Events kept per event type for Last-Event-ID catch-up. 0 disables it.
+    # Events kept per topic (event type or user topic) for Last-Event-ID
+    # catch-up. 0 disables it.
     "HISTORY_SIZE": 1000,
-    # Dotted path of the EventHistory class and its options.
+    # Dotted path of the EventHistory class and its options. Several
+    # processes need one shared history: "notifications.history.redis.RedisHistory"
+    # with {"url": "redis://host:port/db"} (options: see that class).
     "HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
     "HISTORY_OPTIONS": {},
     # Encoded frames a stream may hold unsent before it is closed as too
@@ -41,6 +44,42 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a stopping server waits for streams to end before closing
     # whatever is left.
     "DRAIN_TIMEOUT": 5,
+    # Open streams one serving process accepts, and one user may hold in a
+    # process. None lifts the limit. A stream over a limit is answered with
+    # a "limit_exceeded" event and "retry: LIMIT_RETRY_MS", then ends.
+    "MAX_STREAMS": 10_000,
+    "MAX_STREAMS_PER_USER": 10,
+    # Milliseconds a client refused for a limit waits before reconnecting.
+    "LIMIT_RETRY_MS": 60_000,
+    # Seconds after which a stream ends with a "stream_expired" event so the
+    # client reconnects and its access is checked again; streams end between
+    # 75 % and 100 % of it so they do not all reconnect at once. None keeps
+    # streams open until the client or the server leaves.
+    "MAX_STREAM_AGE": 600,
+    # Events per second and burst one PUBLISH_TOKEN may send to the HTTP
+    # publish endpoint, per process; above it the answer is 429. None lifts it.
+    "PUBLISH_RATE": 1000,
+    "PUBLISH_BURST": 1000,
+    # Origins ("https://app.example.com") whose pages may open streams from
+    # another origin; "*" allows any origin, but only without credentials.
+    # Empty: cross-origin streams are refused.
+    "ALLOWED_ORIGINS": [],
+    # Send "Access-Control-Allow-Credentials: true" to allowed origins, so an
+    # EventSource opened with withCredentials carries the session cookie.
+    "ALLOW_CREDENTIALS": False,
+    # Who may read the Prometheus metrics at /sse/metrics/: None (endpoint
+    # off), "staff" (logged-in staff users) or "token" (METRICS_TOKEN).
+    "METRICS_ACCESS": None,
+    # Bearer token for the metrics endpoint when METRICS_ACCESS is "token".
+    "METRICS_TOKEN": None,
+    # Seconds between two task_progress events of one task run. Updates in
+    # between are skipped, not delayed: the next one carries the newest state.
+    # 0 publishes every update.
+    "TASK_PROGRESS_INTERVAL": 0.5,
+    # Alias in TASKS of a django-tasks-db backend whose tasks a thread of each
+    # server process runs (development: runserver alone runs everything).
+    # None: no worker in the server; run `manage.py db_worker` processes.
+    "EMBEDDED_TASK_WORKER": None,
 }
 
 

@@ -47,6 +47,12 @@ def encode_retry(milliseconds: int) -> bytes:
     return b"retry: %d\n\n" % int(milliseconds)
 
 
+def encode_position(event_id: str) -> bytes:
+    """Return a frame that sets the browser's last event id without firing an event."""
+    _check_field("id", event_id)
+    return f"id: {event_id}\n\n".encode()
+
+
 def encode_comment(text: str = "") -> bytes:
     """Return a comment frame; browsers ignore it, so it serves as keep-alive."""
     return "".join(f":{line}\n" for line in _LINE_BREAK.split(text)).encode() + b"\n"

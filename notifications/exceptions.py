@@ -16,3 +16,13 @@ class PayloadError(NotificationsError):
 
 class PublishRefused(NotificationsError):
     """This process is shutting down and accepts no new events."""
+
+
+class BackendUnavailable(NotificationsError):
+    """The channel layer or the history store cannot be reached right now."""
+
+
+def describe(exc: BaseException) -> str:
+    """Return ``exc`` as ``Type: message`` without a final period, for messages and logs."""
+    message = str(exc).rstrip(". ")
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -23,6 +23,9 @@ Daphne has no lifespan support, so the drain hooks into the servers:
   history to the next child through a file the parent names, so ids stay
   valid and clients catch up instead of resetting.
 
+Before the drain, the embedded task worker (task_worker.py), if any, stops
+and gets part of the drain timeout to finish its task.
+
 Stream cleanup itself lives in the stream's ``finally`` (streams.py): a client
 disconnect and a forced stop both arrive there as cancellation.
 """
@@ -42,7 +45,7 @@ from pathlib import Path
 
 from django.utils import autoreload
 
-from . import process
+from . import process, task_worker
 from .conf import setting
 from .history import get_history
 from .hub import existing_hub
@@ -90,10 +93,14 @@ def drain_then_kill_all_applications(server):
 async def _stop_server(server) -> None:
     started = time.monotonic()
     timeout = setting("DRAIN_TIMEOUT")
+    # First let the embedded task worker finish its task, while events still
+    # go out, so its completion reaches browsers before the farewell.
+    await asyncio.to_thread(task_worker.stop, timeout / 2)
     hub = existing_hub(asyncio.get_running_loop())
-    logger.info("Draining streams=%d timeout=%ss", hub.count if hub else 0, timeout)
+    streams = hub.count if hub else 0
+    logger.info("Draining streams=%d timeout=%ss", streams, timeout)
     closing = _stop_keep_alive(server)
-    remaining = await drain(timeout)
+    remaining = await drain(max(timeout - (time.monotonic() - started), 0.1))
     # Let every application finish (Django then sends request_finished).
     pending = [
         details["application_instance"]
@@ -117,7 +124,9 @@ async def _stop_server(server) -> None:
             application_instance.cancel()
         await asyncio.gather(*still_running, return_exceptions=True)
     await _wait_closed(closing, FLUSH_TIMEOUT)
-    logger.info("Drained streams in %.2fs forced=%d", time.monotonic() - started, len(still_running))
+    logger.info(
+        "Drained streams=%d in %.2fs forced=%d", streams, time.monotonic() - started, len(still_running)
+    )
     # The process exits next, and the interpreter's last garbage collection
     # would walk every object the closed connections left behind: about a
     # second per 3,000 streams (benchmarks/run.py). It skips frozen objects.

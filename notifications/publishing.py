@@ -5,6 +5,7 @@ to the hub of every process that has listeners for its type.
 
 import asyncio
 import json
+from collections import Counter
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -13,19 +14,23 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from . import process
 from .conf import setting
-from .exceptions import NotificationsError, PayloadError, PublishRefused
+from .exceptions import BackendUnavailable, NotificationsError, PayloadError, PublishRefused, describe
 from .history import get_history
 from .topics import check_registered, group_name, user_topic
 
 # How long publish() waits for the serving loop to take an event.
 SYNC_PUBLISH_TIMEOUT = 30
 
+# Events published by this process, per event type (read by metrics.py).
+published: Counter[str] = Counter()
+
 
 def encode_data(data: Any) -> str:
     """Return ``data`` as compact JSON; raise PayloadError if it cannot be."""
     try:
-        text = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+        # NaN and Infinity are not JSON: a browser's JSON.parse would fail.
+        text = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadError(f"Event data is not JSON-serialisable: {exc}.") from exc
     size = len(text.encode())
     limit = setting("MAX_PAYLOAD_BYTES")
@@ -42,7 +47,8 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
 
     With ``user`` (a user or a primary key) the event goes to that user's
     private topic only. Everything is checked before anything is stored, so
-    an invalid event leaves no trace.
+    an invalid event leaves no trace. Raise BackendUnavailable when the
+    history or the channel layer cannot be reached (Redis down).
     """
     check_registered(event_type)
     topic = event_type if user is None else user_topic(user)
@@ -54,16 +60,22 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
         )
     event = await get_history().append(topic, event_type, text)
     layer = get_channel_layer(setting("CHANNEL_LAYER"))
-    await layer.group_send(
-        group_name(topic),
-        {
-            "type": "notifications.event",
-            "topic": topic,
-            "event_type": event_type,
-            "id": event.id,
-            "data": text,
-        },
-    )
+    message = {
+        "type": "notifications.event",
+        "topic": topic,
+        "event_type": event_type,
+        "id": event.id,
+        "data": text,
+    }
+    try:
+        await layer.group_send(group_name(topic), message)
+    except Exception as exc:
+        # Layers raise their own errors (redis-py's for channels_redis).
+        raise BackendUnavailable(
+            f"Event {event.id!r} was stored in history but the channel layer failed to send it "
+            f"({describe(exc)}); open streams may miss it."
+        ) from exc
+    published[event_type] += 1
     return event.id
 
 

@@ -9,6 +9,7 @@ chunked response was properly terminated or cut.
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# EventSource ends a line at CRLF, CR or LF.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def free_port() -> int:
@@ -34,6 +38,44 @@ class SSEEvent:
 
     def json(self):
         return json.loads(self.data)
+
+
+def parse_frame(frame: str) -> tuple[SSEEvent, bool, int]:
+    """
+    Parse the lines of one frame as EventSource does; return the event, whether
+    it has data (only then does a browser fire it), and how many comments it held.
+    """
+    event, data, comments = SSEEvent(), [], 0
+    for line in _LINE_BREAK.split(frame):
+        if line.startswith(":"):
+            comments += 1
+            continue
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event.event = value
+        elif name == "id" and "\x00" not in value:
+            event.id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            event.retry = int(value)
+    event.data = "\n".join(data)
+    return event, bool(data), comments
+
+
+def parse_stream(body: bytes) -> list[SSEEvent]:
+    """Return every frame of a complete SSE body that a browser would parse, events or not."""
+    frames, lines = [], []
+    for line in _LINE_BREAK.split(body.decode()):
+        if line:
+            lines.append(line)
+        elif lines:
+            frames.append(parse_frame("\n".join(lines))[0])
+            lines = []
+    return frames
 
 
 @dataclass
@@ -58,6 +100,7 @@ class SSEClient:
     cut: bool = False
     last_event_id: str | None = None
     body: bytes = b""
+    _pending: bytes = field(default=b"", repr=False)
 
     async def connect(self, timeout: float = 10) -> None:
         """Send the request and read the status line and headers."""
@@ -121,6 +164,10 @@ class SSEClient:
         except (asyncio.IncompleteReadError, ConnectionError):
             self.cut = True
 
+    def feed(self, data: bytes) -> None:
+        """Parse ``data`` as if read from the wire (for stream bodies driven in-process)."""
+        self._feed(data)
+
     def _feed(self, data: bytes) -> None:
         self.body += data
         self._pending += data
@@ -129,24 +176,13 @@ class SSEClient:
             self._parse(frame.decode())
 
     def _parse(self, frame: str) -> None:
-        event, data, seen_data = SSEEvent(), [], False
-        for line in frame.split("\n"):
-            if line.startswith(":"):
-                self.comments += 1
-                continue
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "data":
-                data.append(value)
-                seen_data = True
-            elif name == "event":
-                event.event = value
-            elif name == "id":
-                event.id = self.last_event_id = value
-            elif name == "retry" and value.isdigit():
-                event.retry = self.retry = int(value)
-        if seen_data:
-            event.data = "\n".join(data)
+        event, has_data, comments = parse_frame(frame)
+        self.comments += comments
+        if event.id is not None:
+            self.last_event_id = event.id
+        if event.retry is not None:
+            self.retry = event.retry
+        if has_data:
             self.events.append(event)
 
 
@@ -254,7 +290,8 @@ class ServerProcess:
         self._log.close()
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return Path(self.log_path).read_text(errors="replace")
 
 
@@ -272,3 +309,83 @@ def runserver(
     if not reload:
         argv.append("--noreload")
     return ServerProcess(argv, port, env, cwd)
+
+
+@dataclass
+class ASGIResponse:
+    """What an ASGI application answered: status, headers, body so far, and whether it ended."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    ended: bool
+
+    def frames(self) -> list[SSEEvent]:
+        return parse_stream(self.body)
+
+
+def http_scope(
+    path: str,
+    *,
+    method: str = "GET",
+    query_string: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    root_path: str = "",
+) -> dict:
+    """Return the ASGI scope of an HTTP/1.1 request from 127.0.0.1 to ``testserver``."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogateescape"),
+        "root_path": root_path,
+        "query_string": query_string,
+        "headers": [(b"host", b"testserver"), *(headers or [])],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+async def asgi_request(
+    application,
+    path: str,
+    *,
+    method: str = "GET",
+    query_string: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    body: bytes = b"",
+    until=None,
+    timeout: float = 5,
+) -> ASGIResponse:
+    """
+    Send one HTTP request to ``application`` in this event loop and read the
+    answer until it ends, or, for a stream, until ``until(body)`` is true;
+    then disconnect like a browser closing the page.
+    """
+    from asgiref.testing import ApplicationCommunicator
+
+    scope = http_scope(path, method=method, query_string=query_string, headers=headers)
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await communicator.receive_output(timeout)
+    response = ASGIResponse(
+        start["status"],
+        {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in start["headers"]},
+        b"",
+        False,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not response.ended and not (until is not None and until(response.body)):
+            message = await communicator.receive_output(max(deadline - time.monotonic(), 0.01))
+            response.body += message.get("body", b"")
+            response.ended = not message.get("more_body", False)
+    finally:
+        # Also when the caller cancels: the application must see the client leave.
+        if not communicator.future.done():
+            await communicator.send_input({"type": "http.disconnect"})
+        await communicator.wait(timeout)
+    return response

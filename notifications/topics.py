@@ -21,12 +21,14 @@ _registered: set[str] = set()
 
 def is_valid_name(name: object) -> bool:
     """Return whether ``name`` is a well-formed event type name."""
-    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+    # The prefix is reserved: a type named like a private topic would share
+    # its group with that user's events.
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None and not name.startswith(USER_PREFIX)
 
 
 def validate_name(name: object) -> str:
     """Return ``name`` if it is a well-formed event type; raise InvalidEventType if not."""
-    if not is_valid_name(name) or name.startswith(USER_PREFIX):
+    if not is_valid_name(name):
         raise InvalidEventType(
             f"Event type {name!r} is not valid. Use 1 to 64 ASCII letters, digits, "
             f"hyphens, underscores or periods, not starting with {USER_PREFIX!r}."
@@ -65,7 +67,8 @@ def user_topic(user_or_pk: object) -> str:
     """Return the private topic of a user (or of a user's primary key)."""
     pk = getattr(user_or_pk, "pk", user_or_pk)
     topic = f"{USER_PREFIX}{pk}"
-    if _USER_TOPIC.fullmatch(topic) is None:
+    # An anonymous or unsaved user has pk None, which must not become "user.None".
+    if pk is None or _USER_TOPIC.fullmatch(topic) is None:
         raise InvalidEventType(f"User key {pk!r} cannot name a topic. Use letters, digits, '-' or '_'.")
     return topic
 

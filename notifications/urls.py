@@ -8,4 +8,5 @@ urlpatterns = [
     path("subscribe/", views.subscribe, name="subscribe_many"),
     path("subscribe/<str:event_type>/", views.subscribe, name="subscribe"),
     path("publish/<str:event_type>/", views.publish, name="publish"),
+    path("metrics/", views.metrics, name="metrics"),
 ]

@@ -1,10 +1,11 @@
 """
-HTTP endpoints: subscribe to event streams, publish over HTTP.
+HTTP endpoints: subscribe to event streams, publish over HTTP, metrics.
 
 The views only parse and answer errors; streams.py produces the stream.
 """
 
 import json
+import math
 
 from django.http import (
     HttpRequest,
@@ -18,12 +19,20 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from . import process
-from .access import refusal
+from .access import authenticated_user, refusal
 from .conf import setting
-from .exceptions import InvalidEventType, PayloadError, PublishRefused
+from .cors import with_cors
+from .exceptions import BackendUnavailable, InvalidEventType, PayloadError, PublishRefused
+from .limits import publish_limiter
+from .metrics import CONTENT_TYPE, exposition
 from .publishing import apublish
 from .streams import event_stream
 from .topics import check_registered, check_topic
+
+STAFF = "staff"
+TOKEN = "token"
+# ?keepalive=event: heartbeats as events, for EventSource pages that watch them.
+KEEPALIVE_EVENT = "event"
 
 
 def _plain(status: int, reason: str, **headers: str) -> HttpResponse:
@@ -32,18 +41,34 @@ def _plain(status: int, reason: str, **headers: str) -> HttpResponse:
     )
 
 
+def _bearer_refusal(request: HttpRequest, token: str) -> HttpResponse | None:
+    """Return a 401 or 403 answer unless the request carries ``Authorization: Bearer <token>``."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return _plain(401, "Send 'Authorization: Bearer <token>'.", **{"WWW-Authenticate": "Bearer"})
+    if not constant_time_compare(given.strip(), token):
+        return _plain(403, "The bearer token is not valid.")
+    return None
+
+
 def serves_event_stream(view):
     """Mark ``view`` as producing a long-lived stream (see notifications.asgi)."""
     view.serves_event_stream = True
     return view
 
 
+def _reject_nonstandard_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 @serves_event_stream
+@with_cors
 @require_GET
 async def subscribe(request: HttpRequest, event_type: str | None = None) -> HttpResponse:
     """
     Stream the events of one topic (from the URL) or several (``?types=a,b``).
     A topic is an event type or the caller's private ``user.<pk>``.
+    ``?keepalive=event`` sends heartbeats as ``keepalive`` events, not comments.
     """
     if event_type is not None:
         requested = [event_type]
@@ -54,6 +79,11 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
     limit = setting("MAX_TYPES_PER_STREAM")
     if len(requested) > limit:
         return _plain(400, f"Too many event types: {len(requested)}, at most {limit} per stream.")
+    keepalive = request.GET.get("keepalive")
+    if keepalive not in (None, KEEPALIVE_EVENT):
+        return _plain(
+            400, f"keepalive={keepalive!r} is not valid. Use keepalive=event, or leave it out for comments."
+        )
     try:
         topics = [check_topic(name) for name in requested]
     except InvalidEventType as exc:
@@ -62,9 +92,16 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
         refused = await refusal(request, topic)
         if refused is not None:
             return _plain(*refused)
-    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
+    user = await authenticated_user(request)
+    # Empty means none, in the header as in the query: the stream starts at its position.
+    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None
     response = StreamingHttpResponse(
-        event_stream(topics, last_event_id),
+        event_stream(
+            topics,
+            last_event_id,
+            None if user is None else str(user.pk),
+            keepalive_events=keepalive == KEEPALIVE_EVENT,
+        ),
         content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache"
@@ -83,25 +120,55 @@ async def publish(request: HttpRequest, event_type: str) -> HttpResponse:
         return _plain(404, "Publishing over HTTP is off: NOTIFICATIONS['PUBLISH_TOKEN'] is not set.")
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return _plain(401, "Send 'Authorization: Bearer <token>'.", **{"WWW-Authenticate": "Bearer"})
-    if not constant_time_compare(given.strip(), token):
-        return _plain(403, "The bearer token is not valid.")
+    refused = _bearer_refusal(request, token)
+    if refused is not None:
+        return refused
+    rate = setting("PUBLISH_RATE")
+    if rate is not None:
+        wait = publish_limiter.wait_time(token, rate, setting("PUBLISH_BURST"))
+        if wait:
+            return _plain(
+                429,
+                f"This token may publish {rate} events a second (NOTIFICATIONS['PUBLISH_RATE']); "
+                "retry later.",
+                **{"Retry-After": str(math.ceil(wait))},
+            )
     try:
         check_registered(event_type)
     except InvalidEventType as exc:
         return _plain(404, str(exc))
-    if len(request.body) > setting("MAX_PAYLOAD_BYTES"):
-        return _plain(413, f"The body is larger than {setting('MAX_PAYLOAD_BYTES')} bytes.")
+    limit = setting("MAX_PAYLOAD_BYTES")
+    declared = request.headers.get("Content-Length", "0")
+    # Refuse a large body by its declared length, before reading it.
+    if (declared.isdigit() and int(declared) > limit) or len(request.body) > limit:
+        return _plain(413, f"The body is larger than {limit} bytes.")
     try:
-        data = json.loads(request.body)
-    except ValueError as exc:
+        data = json.loads(request.body, parse_constant=_reject_nonstandard_constant)
+    except (ValueError, RecursionError) as exc:
         return _plain(400, f"The body is not valid JSON: {exc}.")
     try:
         event_id = await apublish(event_type, data)
     except PayloadError as exc:
         return _plain(413, str(exc))
-    except PublishRefused as exc:
+    except (PublishRefused, BackendUnavailable) as exc:
         return _plain(503, str(exc), **{"Retry-After": "1"})
     return JsonResponse({"id": event_id}, status=202)
+
+
+@require_GET
+async def metrics(request: HttpRequest) -> HttpResponse:
+    """Return this process's metrics for Prometheus; off unless METRICS_ACCESS is set."""
+    access = setting("METRICS_ACCESS")
+    if access == TOKEN and setting("METRICS_TOKEN"):
+        refused = _bearer_refusal(request, setting("METRICS_TOKEN"))
+        if refused is not None:
+            return refused
+    elif access == STAFF:
+        user = await authenticated_user(request)
+        if user is None:
+            return _plain(401, "Log in as a staff user to read metrics.")
+        if not user.is_staff:
+            return _plain(403, "Only staff users may read metrics.")
+    else:
+        return _plain(404, "Metrics are off: NOTIFICATIONS['METRICS_ACCESS'] is not set.")
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE)

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "notifications",
+    "django_tasks_db",
     "project",
 ]
 
@@ -70,14 +71,56 @@ NOTIFICATIONS = {
     "EVENT_TYPES": ["announcement", "task_started", "task_progress", "task_completed"],
     "PUBLISH_TOKEN": os.environ.get("NOTIFICATIONS_PUBLISH_TOKEN") or None,
 }
+# Staff with this permission see every task run; a user always sees their own
+# runs on their private topic.
+NOTIFICATIONS["ACCESS"] = {
+    event_type: "project.view_taskrun"
+    for event_type in ("task_enqueued", "task_started", "task_progress", "task_completed")
+}
+# Tasks are queued in the database (django-tasks-db). By default a thread of
+# the server runs them, so `manage.py runserver` alone runs the demo. With
+# TASK_WORKER=separate, run `python manage.py db_worker` processes instead
+# (and a Redis channel layer, so their events reach the server).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+if os.environ.get("TASK_WORKER", "embedded") == "embedded":
+    NOTIFICATIONS["EMBEDDED_TASK_WORKER"] = "default"
+# Seconds the demo report task spends on each section.
+DEMO_SECTION_SECONDS = float(os.environ.get("DEMO_SECTION_SECONDS", "0.5"))
 if os.environ.get("NOTIFICATIONS_DRAIN_TIMEOUT"):
     NOTIFICATIONS["DRAIN_TIMEOUT"] = float(os.environ["NOTIFICATIONS_DRAIN_TIMEOUT"])
+
+# Several Daphne processes and workers: REDIS_URL (redis://host:port/db) puts
+# the channel layer and the history on Redis, shared by every process. See
+# README, "Scaling out with Redis".
+REDIS_URL = os.environ.get("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # RESP2: over RESP3, redis-py 8.1 reuses pooled connections a
+                # Redis restart closed. socket_timeout stays above the
+                # layer's 5 s blocking receive.
+                "hosts": [
+                    {"address": REDIS_URL, "protocol": 2, "socket_connect_timeout": 5, "socket_timeout": 10}
+                ],
+                # Each process re-adds itself at every resync (30 s), so a
+                # process killed with -9 leaves its groups after 5 minutes.
+                "group_expiry": 300,
+                # Room for bursts between two receives of one process.
+                "capacity": 1000,
+            },
+        }
+    }
+    NOTIFICATIONS["HISTORY_BACKEND"] = "notifications.history.redis.RedisHistory"
+    NOTIFICATIONS["HISTORY_OPTIONS"] = {"url": REDIS_URL}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+LOGIN_URL = "admin:login"
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

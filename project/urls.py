@@ -1,9 +1,16 @@
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from django.views.generic import TemplateView
 
+from . import views
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("live/", TemplateView.as_view(template_name="live.html"), name="live"),
     path("admin/", admin.site.urls),
     path("sse/", include("notifications.urls")),
+    path("tasks/", views.task_runs, name="task_runs"),
 ]
+# The daphne command serves no static files; with DEBUG on, Django does.
+urlpatterns += staticfiles_urlpatterns()

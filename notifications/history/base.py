@@ -42,6 +42,10 @@ class EventId:
 class EventHistory:
     """Assign ids to events and keep the newest ``size`` of each type."""
 
+    # Whether every process sees the same history (and so the same ids).
+    # Checks compare it with the channel layer: both or neither must be.
+    shared_between_processes = False
+
     def __init__(self, size: int, **options):
         self.size = size
 

@@ -1,0 +1,270 @@
+"""
+History kept in Redis, shared by every process that serves or publishes.
+
+Keys, under ``prefix`` (``notifications`` by default):
+
+- ``<prefix>:state``, a hash: ``epoch`` (this lifetime of the history) and
+  ``seq`` (the global sequence, incremented once per event on any topic);
+- ``<prefix>:stream:<topic>``, a Stream per topic, capped at exactly
+  ``size`` entries; entry ids are ``<seq>-0``, so Redis itself keeps each
+  topic in id order;
+- ``<prefix>:evicted``, a hash: per topic, the highest seq trimmed away, so
+  events_after() knows when a client asks for something that is gone;
+- ``<prefix>:topics``, a set of the topics that have a stream.
+
+Every operation is one Lua script, so an append (sequence, stream entry,
+eviction record) is atomic and a read is a consistent snapshot. When the state
+hash is missing (a new Redis, a flush, a restart without persistence) the next
+script starts a new epoch and deletes the streams of the old one: old ids are
+then foreign and clients that present them are reset.
+
+The scripts touch keys they do not declare (the streams of an old epoch), so
+the history needs a standalone Redis (or Sentinel), not Redis Cluster, like
+channels_redis itself.
+"""
+
+import asyncio
+import secrets
+import types
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from ..encoding import Event
+from ..exceptions import BackendUnavailable, describe
+from .base import EventHistory, EventId
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+# Shared by every script: find the current epoch, or start a new one.
+_EPOCH = """
+local function current_epoch(state, topics, evicted, prefix, candidate)
+    local epoch = redis.call('HGET', state, 'epoch')
+    if epoch then
+        return epoch
+    end
+    for _, topic in ipairs(redis.call('SMEMBERS', topics)) do
+        redis.call('DEL', prefix .. ':stream:' .. topic)
+    end
+    redis.call('DEL', topics, evicted)
+    redis.call('HSET', state, 'epoch', candidate)
+    return candidate
+end
+"""
+
+# KEYS: state, topics, evicted, stream. ARGV: prefix, candidate epoch, size,
+# topic, event type, data.
+_APPEND = (
+    _EPOCH
+    + """
+local epoch = current_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local size = tonumber(ARGV[3])
+local topic = ARGV[4]
+if size == 0 then
+    redis.call('HSET', KEYS[3], topic, seq)
+    return {epoch, seq}
+end
+local excess = redis.call('XLEN', KEYS[4]) - size + 1
+if excess > 0 then
+    local gone = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', excess)
+    local last = string.match(gone[#gone][1], '^(%d+)')
+    redis.call('HSET', KEYS[3], topic, last)
+end
+redis.call('SADD', KEYS[2], topic)
+redis.call('XADD', KEYS[4], 'MAXLEN', size, string.format('%d-0', seq), 'type', ARGV[5], 'data', ARGV[6])
+return {epoch, seq}
+"""
+)
+
+# KEYS: state, topics, evicted. ARGV: prefix, candidate epoch.
+_HEAD = (
+    _EPOCH
+    + """
+local epoch = current_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+return {epoch, tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')}
+"""
+)
+
+# KEYS: state, evicted, then one stream per topic. ARGV: epoch, last seq,
+# then the topics. Returns false when the events cannot all be returned.
+_EVENTS_AFTER = """
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
+    return false
+end
+local last = tonumber(ARGV[2])
+if last > tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') then
+    return false
+end
+local found = {}
+for i = 3, #KEYS do
+    local evicted = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+    if evicted > last then
+        return false
+    end
+    found[#found + 1] = redis.call('XRANGE', KEYS[i], '(' .. ARGV[2] .. '-0', '+')
+end
+return found
+"""
+
+
+def _redacted(url: str) -> str:
+    """Return ``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+class RedisHistory(EventHistory):
+    """
+    Keep the newest ``size`` events of each topic in Redis.
+
+    Options (``NOTIFICATIONS['HISTORY_OPTIONS']``):
+
+    - ``url``: the Redis server, ``redis://[:password@]host:port/db``;
+    - ``prefix``: the start of every key, to share a Redis database;
+    - ``max_connections``: connections per event loop; callers beyond it
+      wait for a free one (at most ``timeout``) instead of failing;
+    - ``timeout``: seconds to connect, to wait for a reply, and to wait for
+      a free connection; beyond it the call raises BackendUnavailable.
+
+    Each event loop gets its own client (redis-py clients belong to one
+    loop), closed when that loop closes.
+    """
+
+    shared_between_processes = True
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        url: str = DEFAULT_URL,
+        prefix: str = "notifications",
+        max_connections: int = 10,
+        timeout: float = 5,
+    ):
+        super().__init__(size)
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"RedisHistory option 'url' must look like 'redis://host:port/db', not {url!r}.")
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            raise ValueError(
+                f"RedisHistory option 'prefix' must be a non-empty string without spaces, not {prefix!r}."
+            )
+        if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
+            raise ValueError(
+                f"RedisHistory option 'max_connections' must be a positive integer, not {max_connections!r}."
+            )
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            raise ValueError(
+                f"RedisHistory option 'timeout' must be a positive number of seconds, not {timeout!r}."
+            )
+        self.url = url
+        self.prefix = prefix
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self._state = f"{prefix}:state"
+        self._topics = f"{prefix}:topics"
+        self._evicted = f"{prefix}:evicted"
+        self._clients: dict[asyncio.AbstractEventLoop, Redis] = {}
+        self._scripts: dict[str, AsyncScript] = {}
+
+    async def append(self, topic: str, event_type: str, data: str) -> Event:
+        keys = [self._state, self._topics, self._evicted, self._stream(topic)]
+        arguments = [self.prefix, secrets.token_hex(4), self.size, topic, event_type, data]
+        epoch, seq = await self._run(_APPEND, keys, arguments)
+        return Event(event_type, data, f"{epoch}-{seq}")
+
+    async def head(self) -> EventId:
+        keys = [self._state, self._topics, self._evicted]
+        epoch, seq = await self._run(_HEAD, keys, [self.prefix, secrets.token_hex(4)])
+        return EventId(epoch, int(seq))
+
+    async def events_after(self, topics: list[str], last_id: EventId) -> list[Event] | None:
+        keys = [self._state, self._evicted, *map(self._stream, topics)]
+        found = await self._run(_EVENTS_AFTER, keys, [last_id.epoch, last_id.seq, *topics])
+        if found is None:
+            return None
+        entries = sorted(
+            (
+                (int(entry_id.partition("-")[0]), fields)
+                for per_topic in found
+                for entry_id, fields in per_topic
+            ),
+            key=lambda entry: entry[0],
+        )
+        events = []
+        for seq, fields in entries:
+            values = dict(zip(fields[::2], fields[1::2], strict=True))
+            events.append(Event(values["type"], values["data"], f"{last_id.epoch}-{seq}"))
+        return events
+
+    async def close(self) -> None:
+        """Close the client of the running event loop."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose(close_connection_pool=True)
+
+    def _stream(self, topic: str) -> str:
+        return f"{self.prefix}:stream:{topic}"
+
+    async def _run(self, source: str, keys: list, arguments: list):
+        client = self._client()
+        script = self._scripts.get(source)
+        if script is None:
+            # EVALSHA, and SCRIPT LOAD when Redis does not know the script
+            # (first use, or a restarted Redis).
+            script = self._scripts[source] = client.register_script(source)
+        try:
+            return await script(keys, arguments, client=client)
+        except RedisError as exc:
+            raise BackendUnavailable(
+                f"The Redis history at {_redacted(self.url)!r} is unavailable: {describe(exc)}."
+            ) from exc
+
+    def _client(self) -> Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            pool = BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=self.max_connections,
+                timeout=self.timeout,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                decode_responses=True,
+                # Names the connections in CLIENT LIST, to tell them from the layer's.
+                client_name=f"{self.prefix}-history",
+                # redis-py 8.1 over RESP3 hands out pooled connections that
+                # Redis closed (a restart) without checking them, so the next
+                # call fails; RESP2 keeps the check. See
+                # https://github.com/redis/redis-py/pull/4260
+                protocol=2,
+                # Fail fast: an append is not idempotent, and a caller that
+                # gets BackendUnavailable decides itself whether to retry.
+                retry=Retry(NoBackoff(), 0),
+            )
+            client = self._clients[loop] = Redis(connection_pool=pool)
+            self._close_with(loop)
+        return client
+
+    def _close_with(self, loop: asyncio.AbstractEventLoop) -> None:
+        # redis-py connections cannot be closed once their loop is closed,
+        # and sync publish() runs each call in a new loop (async_to_sync):
+        # close this loop's client just before the loop closes, as
+        # channels_redis does for its own per-loop pools.
+        close_loop = loop.close
+
+        def close_client_then_loop(self_loop):
+            self_loop.close = close_loop
+            if loop in self._clients and not loop.is_running():
+                loop.run_until_complete(self.close())
+            close_loop()
+
+        loop.close = types.MethodType(close_client_then_loop, loop)

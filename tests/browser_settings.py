@@ -1,0 +1,17 @@
+"""Settings of the servers the browser tests start: short heartbeats and retries, a stream count."""
+
+from project.settings import *  # noqa: F403
+from project.settings import NOTIFICATIONS
+
+ROOT_URLCONF = "tests.browser_urls"
+# notifications.test maps to 127.0.0.1 in the test browser: a plain-http
+# origin that is not localhost, where browsers offer no Web Locks.
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "notifications.test"]
+NOTIFICATIONS = {
+    **NOTIFICATIONS,
+    "EVENT_TYPES": [*NOTIFICATIONS["EVENT_TYPES"], "members_only"],
+    "ACCESS": {"members_only": "authenticated"},
+    "HEARTBEAT": 2,
+    "RETRY_MS": 500,
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

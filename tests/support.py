@@ -1,0 +1,68 @@
+"""Helpers shared by the access, limits, CORS, metrics, property and page tests."""
+
+import asyncio
+import json
+import re
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import AsyncClient, override_settings
+
+from notifications.asgi import StreamingASGIHandler
+from notifications.hub import get_hub
+from notifications.testing import ASGIResponse, asgi_request
+
+PASSWORD = "a-long-test-password-0123"
+
+
+def notifications_settings(**options) -> override_settings:
+    """Override some NOTIFICATIONS options, keeping the test settings' others."""
+    return override_settings(NOTIFICATIONS={**settings.NOTIFICATIONS, **options})
+
+
+async def wait_until(predicate, timeout: float = 5) -> None:
+    """Wait until ``predicate()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def streams_open(count: int) -> None:
+    """Wait until this loop's hub has ``count`` open streams."""
+    hub = get_hub()
+    await wait_until(lambda: hub.count == count)
+
+
+async def create_user(username: str, **fields):
+    return await get_user_model().objects.acreate_user(username, password=PASSWORD, **fields)
+
+
+async def session_headers(user) -> list[tuple[bytes, bytes]]:
+    """Return the Cookie header of a fresh session logged in as ``user``."""
+    client = AsyncClient()
+    await client.aforce_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    return [(b"cookie", f"{cookie.key}={cookie.value}".encode())]
+
+
+def application() -> StreamingASGIHandler:
+    return StreamingASGIHandler()
+
+
+def first_frame_sent(body: bytes) -> bool:
+    """Return whether a stream's first frame (its retry) has arrived."""
+    return b"retry:" in body
+
+
+async def get(path: str, **kwargs) -> ASGIResponse:
+    """Request ``path``; a stream is read until its first frame unless ``until`` says otherwise."""
+    kwargs.setdefault("until", first_frame_sent)
+    return await asgi_request(application(), path, **kwargs)
+
+
+def client_config(html: str) -> dict:
+    """Return the configuration {% notifications_client %} wrote into a page."""
+    match = re.search(r'<script id="notifications-config" type="application/json">(.*?)</script>', html)
+    return json.loads(match[1])
