@@ -1,0 +1,1 @@
+"""Benchmarks of notifications against baselines; see README.md, "Benchmarks"."""

@@ -1,0 +1,35 @@
+"""The benchmark script runs end to end and its client reads what the server sends."""
+
+from benchmarks.run import Scale, parse_arguments, run
+
+TINY = Scale(
+    capacity_streams=40,
+    fanout_streams=(10, 30),
+    fanout_events=10,
+    fanout_rate=50,
+    storm_clients=20,
+    storm_missed=5,
+    collect_timeout=10,
+    settle=0.2,
+)
+
+
+async def test_benchmark_measures_every_scenario_against_daphne(capsys):
+    results = await run(parse_arguments(["--servers", "daphne", "--workers", "2"]), TINY)
+
+    by_scenario = {}
+    for row in results:
+        by_scenario.setdefault(row["scenario"], []).append(row)
+    (capacity,) = by_scenario["capacity"]
+    assert capacity["streams"] == 40 and capacity["failures"] == {}
+    assert capacity["threads_per_stream"] < 0.1
+    assert [(r["streams"], r["delivered"]) for r in by_scenario["fanout"]] == [(10, 100), (30, 300)]
+    assert [(r["after"], r["streams"], r["clean"]) for r in by_scenario["drain"]] == [
+        ("capacity", 40, 40),
+        ("fanout", 30, 30),
+    ]
+    (storm,) = by_scenario["storm"]
+    assert (storm["connected"], storm["replayed"], storm["failures"]) == (20, 20, {})
+    printed = capsys.readouterr().out
+    for title in ("## capacity", "## fanout", "## drain", "## storm", "## targets", "## JSON"):
+        assert title in printed

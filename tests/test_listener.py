@@ -1,0 +1,62 @@
+"""A listener wakes its stream once per batch of frames and bounds what it holds."""
+
+import asyncio
+
+from notifications.hub import SLOW, Listener, Wakeup
+
+
+async def test_wakeup_wait_returns_at_once_when_already_set():
+    wakeup = Wakeup()
+    wakeup.set()
+
+    async with asyncio.timeout(1):
+        await wakeup.wait()
+
+
+async def wait_blocks_until_set(wakeup: Wakeup) -> None:
+    waiting = asyncio.ensure_future(wakeup.wait())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+
+    wakeup.set()
+
+    async with asyncio.timeout(1):
+        await waiting
+
+
+async def test_wakeup_wait_blocks_until_set():
+    await wait_blocks_until_set(Wakeup())
+
+
+async def test_wakeup_stays_usable_after_a_cancelled_wait():
+    wakeup = Wakeup()
+    waiting = asyncio.ensure_future(wakeup.wait())
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+
+    await wait_blocks_until_set(wakeup)
+
+
+async def test_take_returns_frames_after_the_replay_as_one_chunk_and_clears_the_wakeup():
+    listener = Listener(["alpha"], limit=10)
+    listener.skip_up_to = 1
+    for seq in (1, 2, 3):
+        assert listener.deliver(seq, f"frame{seq};".encode())
+    assert listener.wakeup.is_set()
+
+    assert listener.take() == b"frame2;frame3;"
+    assert not listener.wakeup.is_set()
+    assert listener.take() == b""
+
+
+async def test_listener_over_its_limit_is_closed_as_slow_and_wakes_its_stream():
+    listener = Listener(["alpha"], limit=2)
+    assert listener.deliver(1, b"a") and listener.deliver(2, b"b")
+    listener.take()
+    assert listener.deliver(3, b"c") and listener.deliver(4, b"d")
+
+    assert not listener.deliver(5, b"e")
+    assert listener.close_reason == SLOW
+    assert listener.wakeup.is_set()
+    assert not listener.deliver(6, b"f")
