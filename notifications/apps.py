@@ -1,3 +1,5 @@
+import sys
+
 from django.apps import AppConfig
 from django.core import checks
 
@@ -9,7 +11,7 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_out
 
-        from . import lifecycle, receivers
+        from . import backpressure, lifecycle, receivers
         from .access import close_streams_on_logout
         from .checks import check_deployment, check_security, check_settings, check_tasks
 
@@ -19,4 +21,6 @@ class NotificationsConfig(AppConfig):
         user_logged_out.connect(close_streams_on_logout, dispatch_uid="notifications.access")
         checks.register(check_tasks, "notifications")
         lifecycle.install()
+        if "daphne.server" in sys.modules:
+            backpressure.install()
         receivers.connect()

@@ -49,6 +49,7 @@ RULES = {
     "RETRY_MS": (_positive_int, "a positive whole number of milliseconds"),
     "HISTORY_SIZE": (_non_negative_int, "a non-negative integer"),
     "STREAM_QUEUE_SIZE": (_positive_int, "a positive integer"),
+    "MAX_UNSENT_BYTES": (_positive_int, "a positive number of bytes"),
     "MAX_TYPES_PER_STREAM": (_positive_int, "a positive integer"),
     "MAX_PAYLOAD_BYTES": (_positive_int, "a positive integer"),
     "DRAIN_TIMEOUT": (_positive_number, "a positive number of seconds"),

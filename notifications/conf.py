@@ -33,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     # Encoded frames a stream may hold unsent before it is closed as too
     # slow; the client reconnects and catches up from history.
     "STREAM_QUEUE_SIZE": 1000,
+    # Bytes a stream's connection may hold unsent (its client stopped
+    # reading) before the connection is closed; the client catches up from
+    # history when it returns. Daphne only; see backpressure.py.
+    "MAX_UNSENT_BYTES": 1024 * 1024,
     # Event types one connection may subscribe to.
     "MAX_TYPES_PER_STREAM": 16,
     # Largest JSON payload publish() accepts, in bytes.

@@ -50,6 +50,7 @@ class CheckSettingsTests(SimpleTestCase):
             "RETRY_MS": (1.5, 500),
             "HISTORY_SIZE": (-1, 0),
             "STREAM_QUEUE_SIZE": (0, 1),
+            "MAX_UNSENT_BYTES": (0, 1),
             "MAX_TYPES_PER_STREAM": (True, 2),
             "MAX_PAYLOAD_BYTES": ("65536", 65536),
             "DRAIN_TIMEOUT": (-5, 2.5),
