@@ -1,16 +1,23 @@
 """
 The interface every history backend implements.
 
-History is kept per topic: an event type, or a user's private topic (see
-topics.py). It assigns each event its id, and it keeps the most recent events
-per topic so that a client reconnecting with ``Last-Event-ID`` gets exactly
-what it missed.
+History is the log every stream is read from. It is kept per topic (an event
+type, or a user's private topic, see topics.py), it assigns each event its
+id, and it keeps the most recent events of each topic.
 
 An id is ``<epoch>-<seq>``. ``seq`` grows by one for every event on every
-topic in the history, so a single id marks a position across all the topics a
-connection listens to. ``epoch`` names one lifetime of the history: an id from
-another epoch (a restarted in-memory process, a flushed Redis) cannot be
-replayed and makes the stream start with a reset.
+topic, so a single id marks a position across all the topics a connection
+listens to. ``epoch`` names one lifetime of the history: an id from another
+epoch (a restarted in-memory process, a flushed Redis) cannot be replayed.
+
+Backends owe two things to the delivery guarantee (README, "Delivery
+guarantees"):
+
+- append() assigns the seq and stores the event in one atomic step: once seq
+  N is readable, every lower seq is readable too (or known evicted);
+- read() answers from one consistent snapshot, and says up to where its
+  answer is complete (``Page.through``), so a reader that continues from
+  there never skips an event and never sees one twice.
 """
 
 import re
@@ -39,11 +46,34 @@ class EventId:
         return f"{self.epoch}-{self.seq}"
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored event: its position in the log, its topic and the event itself."""
+
+    seq: int
+    topic: str
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """
+    The events of some topics after a position, oldest first.
+
+    ``through`` is the position the answer is complete up to: every event of
+    those topics with a seq at or below it and above the position asked for
+    is in ``records``. It is the head of the history when the page was not cut
+    short by its limit, else the last record's position.
+    """
+
+    records: list[Record]
+    through: EventId
+
+
 class EventHistory:
-    """Assign ids to events and keep the newest ``size`` of each type."""
+    """Assign ids to events and keep the newest ``size`` of each topic."""
 
     # Whether every process sees the same history (and so the same ids).
-    # Checks compare it with the channel layer: both or neither must be.
     shared_between_processes = False
 
     def __init__(self, size: int, **options):
@@ -57,13 +87,14 @@ class EventHistory:
         """Return the id of the newest event (seq 0 when there is none)."""
         raise NotImplementedError("subclasses of EventHistory must provide head()")
 
-    async def events_after(self, topics: list[str], last_id: EventId) -> list[Event] | None:
+    async def read(self, topics: list[str], after: EventId, limit: int) -> Page | None:
         """
-        Return the events on ``topics`` published after ``last_id``, oldest
-        first, or None when they cannot all be returned (another epoch, an id
-        from the future, or events already evicted).
+        Return at most ``limit`` events of ``topics`` published after
+        ``after``, oldest first, or None when they cannot all be returned:
+        another epoch, a position ahead of the head, or events after it
+        already evicted.
         """
-        raise NotImplementedError("subclasses of EventHistory must provide events_after()")
+        raise NotImplementedError("subclasses of EventHistory must provide read()")
 
     async def close(self) -> None:
         """Release connections; the default has none."""
