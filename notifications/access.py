@@ -23,7 +23,8 @@ from typing import Any
 from django.http import HttpRequest
 
 from .conf import setting
-from .hub import REVOKED, all_hubs
+from .fanout import REVOKED
+from .hub import all_hubs
 from .topics import registered, topic_owner
 
 PUBLIC = "public"

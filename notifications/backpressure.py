@@ -34,7 +34,7 @@ def install() -> None:
         if message["type"] == "http.response.body" and message.get("more_body") and _too_far_behind(protocol):
             hub = existing_hub(asyncio.get_running_loop())
             if hub is not None:
-                hub.stats["slow_clients_closed"] += 1
+                hub.stats.slow_clients_closed += 1
             logger.debug("Closing a stream whose client stopped reading client=%s", protocol.client_addr)
             protocol.channel.transport.abortConnection()
             return

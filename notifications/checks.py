@@ -47,8 +47,10 @@ def _non_negative_number(value) -> bool:
 RULES = {
     "HEARTBEAT": (_positive_number, "a positive number of seconds"),
     "RETRY_MS": (_positive_int, "a positive whole number of milliseconds"),
-    "HISTORY_SIZE": (_non_negative_int, "a non-negative integer"),
+    "HISTORY_SIZE": (_positive_int, "a positive integer"),
     "STREAM_QUEUE_SIZE": (_positive_int, "a positive integer"),
+    "STREAM_QUEUE_BYTES": (_positive_int, "a positive number of bytes"),
+    "POLL_INTERVAL": (_positive_number, "a positive number of seconds"),
     "MAX_UNSENT_BYTES": (_positive_int, "a positive number of bytes"),
     "MAX_TYPES_PER_STREAM": (_positive_int, "a positive integer"),
     "MAX_PAYLOAD_BYTES": (_positive_int, "a positive integer"),
@@ -105,8 +107,9 @@ W001 = Warning(
 )
 W005 = Warning(
     "NOTIFICATIONS['HISTORY_BACKEND'] is shared between processes but the notifications channel layer "
-    "is in-memory; events published in another process are stored but never streamed live.",
-    hint="Use a channels_redis layer on the Redis that holds the history.",
+    "is in-memory; events published in another process reach streams only when the serving processes "
+    "poll the history (every NOTIFICATIONS['POLL_INTERVAL'] seconds), not at once.",
+    hint="Use a channels_redis layer so that every process is woken up when an event is published.",
     id="notifications.W005",
 )
 W006 = Warning(

@@ -22,17 +22,25 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT": 15,
     # Milliseconds a browser waits before reconnecting, sent as "retry:".
     "RETRY_MS": 2000,
-    # Events kept per topic (event type or user topic) for Last-Event-ID
-    # catch-up. 0 disables it.
+    # Events kept per topic (event type or user topic). Streams are read from
+    # history, so it bounds how far a stream may fall behind (a reconnect, a
+    # process that misses wake-ups) and still catch up without a reset.
     "HISTORY_SIZE": 1000,
     # Dotted path of the EventHistory class and its options. Several
     # processes need one shared history: "notifications.history.redis.RedisHistory"
     # with {"url": "redis://host:port/db"} (options: see that class).
     "HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
     "HISTORY_OPTIONS": {},
-    # Encoded frames a stream may hold unsent before it is closed as too
-    # slow; the client reconnects and catches up from history.
+    # Encoded frames, and bytes, a stream may hold unsent before it is closed
+    # as too slow; the client reconnects and catches up from history.
     "STREAM_QUEUE_SIZE": 1000,
+    "STREAM_QUEUE_BYTES": 1024 * 1024,
+    # Seconds between two reads of the history by each serving process when
+    # no channel-layer message wakes it up. It bounds how late an event
+    # arrives when the layer drops its message (a member over capacity, a
+    # Redis restart), or reaches no process (a history shared between
+    # processes without a shared layer).
+    "POLL_INTERVAL": 1.0,
     # Bytes a stream's connection may hold unsent (its client stopped
     # reading) before the connection is closed; the client catches up from
     # history when it returns. Daphne only; see backpressure.py.

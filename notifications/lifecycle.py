@@ -49,7 +49,7 @@ from . import process, task_worker
 from .conf import setting
 from .history import get_history
 from .hub import existing_hub
-from .streams import farewell
+from .protocol import farewell
 
 logger = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from . import process
 from .hub import all_hubs
 from .limits import publish_limiter
 from .publishing import published
+from .stats import COUNTERS, HubStats
 from .topics import topic_owner
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,12 +42,10 @@ class NotificationsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         hubs = list(all_hubs().values())
-        stats: Counter[str] = Counter()
-        refusals: Counter[str] = Counter()
+        stats = HubStats()
         by_topic: Counter[str] = Counter()
         for hub in hubs:
-            stats.update(hub.stats)
-            refusals.update(hub.refusals)
+            stats += hub.stats
             for topic, listeners in list(hub.listeners.items()):
                 by_topic[PRIVATE_TOPICS if topic_owner(topic) else topic] += len(listeners)
 
@@ -67,29 +66,21 @@ class NotificationsCollector(Collector):
             "event_type",
             published,
         )
-        for key, documentation in [
-            ("events_delivered", "Events queued for a stream (one per stream)."),
-            ("slow_clients_closed", "Streams closed because the client fell behind."),
-            ("replays", "Reconnects answered from history after Last-Event-ID."),
-            ("events_replayed", "Events sent from history on reconnect."),
-            ("layer_errors", "Channel layer calls that failed."),
-            ("open_streams_reset", "Open streams sent stream_reset: the history lost events they saw."),
-        ]:
-            yield CounterMetricFamily(f"notifications_{key}", documentation, value=stats[key])
-        resets = {key.removeprefix("resets."): n for key, n in stats.items() if key.startswith("resets.")}
+        for key, documentation in COUNTERS.items():
+            yield CounterMetricFamily(f"notifications_{key}", documentation, value=getattr(stats, key))
         yield _by_label(
             CounterMetricFamily,
             "notifications_stream_resets",
             "Reconnects answered with stream_reset.",
             "reason",
-            resets,
+            stats.resets,
         )
         yield _by_label(
             CounterMetricFamily,
             "notifications_streams_refused",
             "Streams refused by a limit, by setting.",
             "limit",
-            refusals,
+            stats.refusals,
         )
         yield CounterMetricFamily(
             "notifications_publish_rate_limited",

@@ -1,10 +1,17 @@
 """
-Publish events: history assigns the id, the channel layer carries the event
-to the hub of every process that has listeners for its type.
+Publish events: the history stores each event and assigns its id, then a
+channel-layer message wakes up the hub of every process that has listeners
+for its topic.
+
+A publish is accepted once the history has stored the event: from then on
+it is delivered, even if the wake-up message is lost (the hubs also poll the
+history). It is refused, with nothing stored, when the event is invalid, the
+process is stopping, or the history cannot be reached.
 """
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from typing import Any
 
@@ -14,12 +21,15 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from . import process
 from .conf import setting
-from .exceptions import BackendUnavailable, NotificationsError, PayloadError, PublishRefused, describe
+from .exceptions import NotificationsError, PayloadError, PublishRefused, describe
 from .history import get_history
+from .protocol import layer_message
 from .topics import check_registered, group_name, user_topic
 
-# How long publish() waits for the serving loop to take an event.
-SYNC_PUBLISH_TIMEOUT = 30
+logger = logging.getLogger(__name__)
+
+# How often publish() checks that the serving loop still runs while it waits.
+SYNC_PUBLISH_CHECK_INTERVAL = 0.5
 
 # Events published by this process, per event type (read by metrics.py).
 published: Counter[str] = Counter()
@@ -47,8 +57,9 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
 
     With ``user`` (a user or a primary key) the event goes to that user's
     private topic only. Everything is checked before anything is stored, so
-    an invalid event leaves no trace. Raise BackendUnavailable when the
-    history or the channel layer cannot be reached (Redis down).
+    an invalid event leaves no trace. Raise BackendUnavailable, with nothing
+    stored, when the history cannot be reached (Redis down). Once this
+    returns, the event is delivered to every stream of its topic.
     """
     check_registered(event_type)
     topic = event_type if user is None else user_topic(user)
@@ -59,23 +70,19 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
             "Publish from another process or after the restart."
         )
     event = await get_history().append(topic, event_type, text)
-    layer = get_channel_layer(setting("CHANNEL_LAYER"))
-    message = {
-        "type": "notifications.event",
-        "topic": topic,
-        "event_type": event_type,
-        "id": event.id,
-        "data": text,
-    }
-    try:
-        await layer.group_send(group_name(topic), message)
-    except Exception as exc:
-        # Layers raise their own errors (redis-py's for channels_redis).
-        raise BackendUnavailable(
-            f"Event {event.id!r} was stored in history but the channel layer failed to send it "
-            f"({describe(exc)}); open streams may miss it."
-        ) from exc
     published[event_type] += 1
+    layer = get_channel_layer(setting("CHANNEL_LAYER"))
+    try:
+        await layer.group_send(group_name(topic), layer_message(topic, event.id))
+    except Exception as exc:
+        # Layers raise their own errors (redis-py's for channels_redis). The
+        # event is stored: the hubs' next poll of the history delivers it.
+        logger.warning(
+            "Channel layer group_send failed id=%s error=%r; streams get the event within "
+            "NOTIFICATIONS['POLL_INTERVAL']",
+            event.id,
+            describe(exc),
+        )
     return event.id
 
 
@@ -93,9 +100,19 @@ def publish(event_type: str, data: Any, *, user: Any = None) -> str:
             "publish() cannot be called from a running event loop. Use 'await apublish()' in async code."
         )
     loop = process.serving_loop
-    if loop is not None and loop.is_running():
-        # Hand the event to the loop that serves streams: the in-memory layer
-        # is not thread-safe, and its receivers wait on that loop.
-        future = asyncio.run_coroutine_threadsafe(apublish(event_type, data, user=user), loop)
-        return future.result(SYNC_PUBLISH_TIMEOUT)
-    return async_to_sync(apublish)(event_type, data, user=user)
+    if loop is None or not loop.is_running():
+        return async_to_sync(apublish)(event_type, data, user=user)
+    # Hand the event to the loop that serves streams: the in-memory layer is
+    # not thread-safe, and its receivers wait on that loop. Wait as long as
+    # that loop runs: giving up earlier would report an event as failed that
+    # may still be stored and delivered.
+    future = asyncio.run_coroutine_threadsafe(apublish(event_type, data, user=user), loop)
+    while True:
+        try:
+            return future.result(SYNC_PUBLISH_CHECK_INTERVAL)
+        except TimeoutError:
+            if not loop.is_running():
+                future.cancel()
+                raise PublishRefused(
+                    "The server stopped before the event was published. Publish it again after the restart."
+                ) from None

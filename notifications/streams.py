@@ -34,73 +34,30 @@ event when the history lost events the client saw (see hub.py).
 """
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import AsyncIterator
 
 from . import process
 from .conf import setting
-from .encoding import Event, encode_comment, encode_event, encode_position, encode_retry
-from .exceptions import BackendUnavailable, InvalidEventId
-from .history import EventId, get_history
-from .hub import EXPIRED, REVOKED, SHUTDOWN, SLOW, Listener, get_hub, reset_frame
-from .hub import STREAM_RESET as STREAM_RESET
+from .encoding import encode_retry
+from .exceptions import BackendUnavailable
+from .fanout import EXPIRED, REVOKED, SHUTDOWN, SLOW, Listener
+from .hub import Hub, get_hub
+from .protocol import (
+    LIMIT_EXCEEDED,
+    LOGGED_OUT,
+    MAX_AGE,
+    STREAM_EXPIRED,
+    closing_frame,
+    farewell,
+    heartbeat_frame,
+)
 
 logger = logging.getLogger(__name__)
 
-SERVER_SHUTDOWN = "server_shutdown"
-STREAM_EXPIRED = "stream_expired"
-LIMIT_EXCEEDED = "limit_exceeded"
-KEEPALIVE = "keepalive"
-
 # Why a stream expired, as sent in the stream_expired event.
-EXPIRED_REASONS = {EXPIRED: "max_age", REVOKED: "logged_out"}
-
-
-def closing_frame(event_type: str, retry_ms: int, **data: object) -> bytes:
-    """Return ``retry:`` and a last event telling the client when to come back."""
-    text = json.dumps({**data, "reconnect_after_ms": retry_ms})
-    return encode_retry(retry_ms) + encode_event(Event(event_type, text))
-
-
-def farewell(retry_ms: int) -> bytes:
-    """Return the frame that tells a client the server is going away."""
-    return closing_frame(SERVER_SHUTDOWN, retry_ms)
-
-
-async def catch_up(listener: Listener, last_event_id: str | None) -> bytes:
-    """
-    Return the frames a client resuming from ``last_event_id`` missed, or a
-    ``stream_reset`` event when they cannot be known, and make the listener
-    skip live frames already covered. A new stream (no ``last_event_id``)
-    gets the position it starts from instead.
-    """
-    history = get_history()
-    stats = get_hub().stats
-    if last_event_id is None:
-        # Without a position, a client whose connection drops before its
-        # first event would reconnect without Last-Event-ID and miss what was
-        # published meanwhile. A frame with an id and no data sets the
-        # browser's last event id and fires no event.
-        head = await history.head()
-        listener.skip_through(head.seq)
-        return encode_position(str(head))
-    try:
-        events = await history.events_after(listener.topics, EventId.parse(last_event_id))
-        reason = "history_unavailable"
-    except InvalidEventId:
-        events, reason = None, "invalid_id"
-    if events is None:
-        stats[f"resets.{reason}"] += 1
-        head = await history.head()
-        listener.skip_through(head.seq)
-        return reset_frame(reason, head)
-    stats["replays"] += 1
-    stats["events_replayed"] += len(events)
-    if events:
-        listener.skip_through(EventId.parse(events[-1].id).seq)
-    return b"".join(encode_event(event) for event in events)
+EXPIRED_REASONS = {EXPIRED: MAX_AGE, REVOKED: LOGGED_OUT}
 
 
 def _expire_later(listener: Listener) -> asyncio.TimerHandle | None:
@@ -112,24 +69,23 @@ def _expire_later(listener: Listener) -> asyncio.TimerHandle | None:
     return asyncio.get_running_loop().call_later(age * random.uniform(0.75, 1), listener.close, EXPIRED)
 
 
-def heartbeat_frame(as_event: bool) -> bytes:
-    """Return the keep-alive frame: a ``keepalive`` event if ``as_event``, else a comment."""
-    return encode_event(Event(KEEPALIVE, "{}")) if as_event else encode_comment()
-
-
 async def event_stream(
-    topics: list[str], last_event_id: str | None, user: str | None = None, keepalive_events: bool = False
+    topics: list[str],
+    last_event_id: str | None,
+    user: str | None = None,
+    keepalive_events: bool = False,
+    hub: Hub | None = None,
 ) -> AsyncIterator[bytes]:
     """
     Yield the SSE frames of one connection until it ends. ``user`` is the
     primary key of the authenticated user, if any, for per-user limits.
     With ``keepalive_events`` heartbeats are ``keepalive`` events, and one
-    follows the opening frames.
+    follows the opening frames. ``hub`` defaults to the running loop's.
     """
     retry_ms = setting("RETRY_MS")
     heartbeat = setting("HEARTBEAT")
     keepalive = heartbeat_frame(keepalive_events)
-    hub = get_hub()
+    hub = hub or get_hub()
     if process.stopping:
         yield farewell(retry_ms)
         return
@@ -138,25 +94,31 @@ async def event_stream(
     reached = hub.limit_reached(user)
     if reached is not None:
         name, limit = reached
-        hub.refusals[name] += 1
+        hub.stats.refusals[name] += 1
         yield closing_frame(LIMIT_EXCEEDED, setting("LIMIT_RETRY_MS"), limit=name, max=limit)
         return
-    listener = Listener(topics, setting("STREAM_QUEUE_SIZE"), user)
+    listener = Listener(topics, setting("STREAM_QUEUE_SIZE"), setting("STREAM_QUEUE_BYTES"), user)
     expiry = _expire_later(listener)
     try:
+        # Each page of the catch-up is sent as it comes, the last one with
+        # what follows it, so a short catch-up is one write.
+        held, pages = encode_retry(retry_ms), 0
         try:
             await hub.add(listener)
-            opening = encode_retry(retry_ms) + await catch_up(listener, last_event_id)
+            async for frames in hub.catch_up(listener, last_event_id):
+                if pages:
+                    yield held
+                    held = b""
+                held += frames
+                pages += 1
         except BackendUnavailable as exc:
             # Redis is restarting, say: end now with retry, and the browser
             # comes back with its Last-Event-ID, rather than wait here
             # without the events it missed.
             logger.warning("Stream could not start topics=%s error=%r", ",".join(topics), str(exc))
-            yield encode_retry(retry_ms)
+            yield held
             return
-        if keepalive_events:
-            opening += keepalive
-        yield opening
+        yield held + keepalive if keepalive_events else held
         while True:
             if not listener.frames and listener.close_reason is None:
                 try:

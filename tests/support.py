@@ -29,6 +29,20 @@ async def wait_until(predicate, timeout: float = 5) -> None:
         await asyncio.sleep(0.005)
 
 
+async def stored_events(history, topics: list[str], after) -> list | None:
+    """Return every event of ``topics`` after ``after`` in ``history``, reading it page by page."""
+    events = []
+    for _ in range(10_000):
+        page = await history.read(topics, after, 100)
+        if page is None:
+            return None
+        events += [record.event for record in page.records]
+        if len(page.records) < 100:
+            return events
+        after = page.through
+    raise AssertionError("history kept growing while it was read")
+
+
 async def streams_open(count: int) -> None:
     """Wait until this loop's hub has ``count`` open streams."""
     hub = get_hub()

@@ -7,12 +7,14 @@ from django.conf import settings
 
 from notifications.history import EventId, get_history
 
+from .support import stored_events
+
 
 async def apublished(*topics: str) -> list[tuple[str, dict]]:
     """Return (event type, data) of every event on ``topics`` in history, oldest first."""
     history = get_history()
     head = await history.head()
-    events = await history.events_after(list(topics), EventId(head.epoch, 0))
+    events = await stored_events(history, list(topics), EventId(head.epoch, 0))
     return [(event.type, json.loads(event.data)) for event in events]
 
 

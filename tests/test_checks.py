@@ -48,8 +48,10 @@ class CheckSettingsTests(SimpleTestCase):
         bad_and_good = {
             "HEARTBEAT": (0, 0.5),
             "RETRY_MS": (1.5, 500),
-            "HISTORY_SIZE": (-1, 0),
+            "HISTORY_SIZE": (0, 1),
             "STREAM_QUEUE_SIZE": (0, 1),
+            "STREAM_QUEUE_BYTES": (0.5, 1024),
+            "POLL_INTERVAL": (0, 0.2),
             "MAX_UNSENT_BYTES": (0, 1),
             "MAX_TYPES_PER_STREAM": (True, 2),
             "MAX_PAYLOAD_BYTES": ("65536", 65536),

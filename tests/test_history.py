@@ -8,6 +8,8 @@ from notifications.exceptions import InvalidEventId
 from notifications.history import EventId, get_history
 from notifications.history.memory import InMemoryHistory
 
+from .support import stored_events
+
 
 async def append_many(history, topic, count, event_type="alpha"):
     return [await history.append(topic, event_type, f'{{"n":{n}}}') for n in range(count)]
@@ -44,16 +46,16 @@ async def test_events_after_merges_topics_oldest_first_and_skips_others():
     a2 = await history.append("alpha", "alpha", "a2")
     b2 = await history.append("beta", "beta", "b2")
 
-    assert await history.events_after(["beta", "alpha"], start) == [a1, b1, a2, b2]
-    assert await history.events_after(["alpha", "beta"], EventId.parse(b1.id)) == [a2, b2]
-    assert await history.events_after(["alpha", "beta"], EventId.parse(b2.id)) == []
+    assert await stored_events(history, ["beta", "alpha"], start) == [a1, b1, a2, b2]
+    assert await stored_events(history, ["alpha", "beta"], EventId.parse(b1.id)) == [a2, b2]
+    assert await stored_events(history, ["alpha", "beta"], EventId.parse(b2.id)) == []
 
 
 async def test_events_after_the_newest_is_empty_not_none():
     history = InMemoryHistory(10)
     await append_many(history, "alpha", 3)
 
-    assert await history.events_after(["alpha"], await history.head()) == []
+    assert await stored_events(history, ["alpha"], await history.head()) == []
 
 
 async def test_catch_up_past_evicted_events_is_none():
@@ -61,9 +63,9 @@ async def test_catch_up_past_evicted_events_is_none():
     start = await history.head()
     first, second, third = await append_many(history, "alpha", 3)
 
-    assert await history.events_after(["alpha"], start) is None
+    assert await stored_events(history, ["alpha"], start) is None
     # The client saw the evicted event itself: nothing it missed is gone.
-    assert await history.events_after(["alpha"], EventId.parse(first.id)) == [second, third]
+    assert await stored_events(history, ["alpha"], EventId.parse(first.id)) == [second, third]
 
 
 async def test_eviction_on_an_unrequested_topic_does_not_matter():
@@ -72,22 +74,22 @@ async def test_eviction_on_an_unrequested_topic_does_not_matter():
     await append_many(history, "beta", 3)
     alpha = await history.append("alpha", "alpha", "{}")
 
-    assert await history.events_after(["alpha"], start) == [alpha]
-    assert await history.events_after(["alpha", "beta"], start) is None
+    assert await stored_events(history, ["alpha"], start) == [alpha]
+    assert await stored_events(history, ["alpha", "beta"], start) is None
 
 
 async def test_id_from_another_epoch_is_none():
     history = InMemoryHistory(10)
     await append_many(history, "alpha", 3)
 
-    assert await history.events_after(["alpha"], EventId("0ther", 1)) is None
+    assert await stored_events(history, ["alpha"], EventId("0ther", 1)) is None
 
 
 async def test_id_from_the_future_is_none():
     history = InMemoryHistory(10)
     await append_many(history, "alpha", 3)
 
-    assert await history.events_after(["alpha"], EventId(history.epoch, 4)) is None
+    assert await stored_events(history, ["alpha"], EventId(history.epoch, 4)) is None
 
 
 async def test_size_zero_keeps_nothing_but_still_assigns_ids():
@@ -96,8 +98,8 @@ async def test_size_zero_keeps_nothing_but_still_assigns_ids():
     first, second = await append_many(history, "alpha", 2)
 
     assert (first.id, second.id) == (f"{history.epoch}-1", f"{history.epoch}-2")
-    assert await history.events_after(["alpha"], start) is None
-    assert await history.events_after(["alpha"], EventId.parse(second.id)) == []
+    assert await stored_events(history, ["alpha"], start) is None
+    assert await stored_events(history, ["alpha"], EventId.parse(second.id)) == []
 
 
 def test_event_id_parses_its_own_text_and_orders_by_epoch_then_seq():

@@ -13,6 +13,8 @@ from notifications.history import EventId
 from notifications.history.memory import InMemoryHistory
 from notifications.history.redis import RedisHistory
 
+from .support import stored_events
+
 
 @pytest.fixture(params=["memory", "redis"])
 def make_history(request):
@@ -34,12 +36,12 @@ async def test_ids_grow_across_topics_and_replay_merges_topics_in_order(make_his
 
     assert [EventId.parse(event_id).seq for event_id in ids] == [1, 2, 3, 4]
     assert str(head) == ids[-1]
-    assert [event.id for event in await history.events_after(["a", "b"], EventId(head.epoch, 1))] == ids[1:]
-    assert [event.data for event in await history.events_after(["b"], EventId(head.epoch, 0))] == [
+    assert [event.id for event in await stored_events(history, ["a", "b"], EventId(head.epoch, 1))] == ids[1:]
+    assert [event.data for event in await stored_events(history, ["b"], EventId(head.epoch, 0))] == [
         '{"n":1}',
         '{"n":3}',
     ]
-    assert await history.events_after(["a"], head) == []
+    assert await stored_events(history, ["a"], head) == []
 
 
 async def test_replay_is_refused_only_when_a_needed_event_was_evicted(make_history):
@@ -49,18 +51,18 @@ async def test_replay_is_refused_only_when_a_needed_event_was_evicted(make_histo
     await history.append("b", "announcement", "other")  # seq 4
     epoch = (await history.head()).epoch
 
-    assert await history.events_after(["a"], EventId(epoch, 0)) is None
-    assert seqs(await history.events_after(["a"], EventId(epoch, 1))) == [2, 3]
-    assert seqs(await history.events_after(["a", "b"], EventId(epoch, 1))) == [2, 3, 4]
-    assert await history.events_after(["b", "a"], EventId(epoch, 0)) is None
+    assert await stored_events(history, ["a"], EventId(epoch, 0)) is None
+    assert seqs(await stored_events(history, ["a"], EventId(epoch, 1))) == [2, 3]
+    assert seqs(await stored_events(history, ["a", "b"], EventId(epoch, 1))) == [2, 3, 4]
+    assert await stored_events(history, ["b", "a"], EventId(epoch, 0)) is None
 
 
 async def test_ids_from_another_epoch_or_the_future_cannot_be_replayed(make_history):
     history = make_history(5)
     head = EventId.parse((await history.append("a", "announcement", "1")).id)
 
-    assert await history.events_after(["a"], EventId("0ther", 0)) is None
-    assert await history.events_after(["a"], EventId(head.epoch, head.seq + 1)) is None
+    assert await stored_events(history, ["a"], EventId("0ther", 0)) is None
+    assert await stored_events(history, ["a"], EventId(head.epoch, head.seq + 1)) is None
 
 
 async def test_size_zero_keeps_nothing_to_replay(make_history):
@@ -68,15 +70,15 @@ async def test_size_zero_keeps_nothing_to_replay(make_history):
     first = EventId.parse((await history.append("a", "announcement", "1")).id)
     await history.append("a", "announcement", "2")
 
-    assert await history.events_after(["a"], first) is None
-    assert await history.events_after(["b"], first) == []
+    assert await stored_events(history, ["a"], first) is None
+    assert await stored_events(history, ["b"], first) == []
 
 
 async def test_data_round_trips_unchanged(make_history):
     history = make_history(5)
     data = '{"text":"line one\\nline two","emoji":"\u00e9\U0001f600"}'
     event = await history.append("a", "task_progress", data)
-    [replayed] = await history.events_after(["a"], EventId(EventId.parse(event.id).epoch, 0))
+    [replayed] = await stored_events(history, ["a"], EventId(EventId.parse(event.id).epoch, 0))
     assert replayed == event
     assert (replayed.type, replayed.data) == ("task_progress", data)
 
@@ -95,8 +97,8 @@ async def test_processes_share_one_epoch_and_one_sequence(redis_server):
     assert len({event_id.epoch for event_id in ids}) == 1
     assert sorted(event_id.seq for event_id in ids) == list(range(1, 201)), "no seq twice, none skipped"
     start = EventId(ids[0].epoch, 0)
-    from_web = await web.events_after(["a", "b"], start)
-    assert from_web == await worker.events_after(["a", "b"], start)
+    from_web = await stored_events(web, ["a", "b"], start)
+    assert from_web == await stored_events(worker, ["a", "b"], start)
     assert seqs(from_web) == list(range(1, 201))
 
 
@@ -110,8 +112,8 @@ async def test_a_flushed_redis_starts_a_new_epoch_and_forgets_the_old_one(redis_
 
     assert new.epoch != old.epoch
     assert new.seq == 1
-    assert await history.events_after(["a"], old) is None
-    assert [event.data for event in await history.events_after(["a"], EventId(new.epoch, 0))] == ["new"]
+    assert await stored_events(history, ["a"], old) is None
+    assert [event.data for event in await stored_events(history, ["a"], EventId(new.epoch, 0))] == ["new"]
 
 
 async def test_lost_state_starts_a_new_epoch_without_ghosts_of_the_old_one(redis_server):
@@ -123,7 +125,7 @@ async def test_lost_state_starts_a_new_epoch_without_ghosts_of_the_old_one(redis
 
     new = EventId.parse((await history.append("a", "announcement", "new")).id)
 
-    assert [event.data for event in await history.events_after(["a"], EventId(new.epoch, 0))] == ["new"]
+    assert [event.data for event in await stored_events(history, ["a"], EventId(new.epoch, 0))] == ["new"]
 
 
 async def test_prefixes_keep_histories_apart(redis_server):
@@ -134,7 +136,7 @@ async def test_prefixes_keep_histories_apart(redis_server):
 
     assert one.epoch != two.epoch
     assert one.seq == two.seq == 1
-    assert [event.data for event in await second.events_after(["a"], EventId(two.epoch, 0))] == ["2"]
+    assert [event.data for event in await stored_events(second, ["a"], EventId(two.epoch, 0))] == ["2"]
 
 
 async def test_unreachable_redis_raises_one_clear_sentence_without_the_password(redis_server):
@@ -168,7 +170,7 @@ async def test_hundreds_of_concurrent_reads_wait_for_the_bounded_pool(redis_serv
     watcher = threading.Thread(target=watch_connections)
     watcher.start()
     try:
-        results = await asyncio.gather(*(history.events_after(["a"], start) for _ in range(500)))
+        results = await asyncio.gather(*(stored_events(history, ["a"], start) for _ in range(500)))
     finally:
         reading.set()
         watcher.join(10)

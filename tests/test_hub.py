@@ -23,14 +23,14 @@ async def test_stream_opened_while_the_last_one_leaves_still_gets_events(redis_s
     await old.aclose()
     # Let the hub start leaving the group; it now waits on Redis.
     await asyncio.sleep(0)
-    assert hub._membership.locked()
+    assert hub.subscription.busy
     new = event_stream(["alpha"], None)
     await anext(new)
-    await wait_until(lambda: not hub._membership.locked())
+    await wait_until(lambda: not hub.subscription.busy)
     event_id = await apublish("alpha", "after reload")
 
     frame = await asyncio.wait_for(anext(new), 5)
     assert f"id: {event_id}\n".encode() in frame
     await new.aclose()
-    await wait_until(lambda: hub.channel is None)
-    await hub.layer.close_pools()
+    await wait_until(lambda: hub.subscription.channel is None)
+    await hub.subscription.layer.close_pools()

@@ -11,11 +11,12 @@ import time
 
 import pytest
 
-from notifications import apublish
+from notifications import apublish, subscription
 from notifications.exceptions import BackendUnavailable
-from notifications.history import EventId, get_history
-from notifications.hub import Hub, get_hub
-from notifications.streams import STREAM_RESET, event_stream
+from notifications.history import EventId
+from notifications.hub import get_hub
+from notifications.protocol import STREAM_RESET
+from notifications.streams import event_stream
 from notifications.testing import SSEClient
 
 from .redis_server import RedisServer, use_redis
@@ -150,7 +151,7 @@ async def test_flushed_history_with_a_live_layer_resets_streams_once(settings, r
 async def test_membership_lost_without_an_error_is_restored_by_the_periodic_resync(
     redis_settings, redis_server, monkeypatch
 ):
-    monkeypatch.setattr(Hub, "resync_interval", 0.3)
+    monkeypatch.setattr(subscription, "REFRESH_INTERVAL", 0.3)
     stream = await open_stream(["announcement"])
     before = await apublish("announcement", {"n": 0})
     assert await stream.read_until(lambda parsed: len(parsed.of_type("announcement")) == 1, 5)
@@ -167,13 +168,12 @@ async def test_membership_lost_without_an_error_is_restored_by_the_periodic_resy
     await stream.close()
 
 
-async def test_resync_catches_up_on_events_the_layer_lost(redis_settings, redis_server, monkeypatch):
-    monkeypatch.setattr(Hub, "resync_interval", 0.3)
+async def test_the_poll_delivers_events_the_layer_lost(redis_settings, redis_server):
     stream = await open_stream(["announcement"])
     hub = get_hub()
     # Take this process out of the group behind the hub's back: the layer
     # delivers nothing, the history still has everything.
-    await hub.layer.group_discard("notifications.announcement", hub.channel)
+    await hub.subscription.layer.group_discard("notifications.announcement", hub.subscription.channel)
     ids = [await apublish("announcement", {"n": n}) for n in range(3)]
 
     assert await stream.read_until(lambda parsed: len(parsed.of_type("announcement")) == 3, 5)
@@ -196,33 +196,15 @@ async def test_stream_opened_while_redis_is_down_ends_cleanly_with_retry(redis_s
     assert get_hub().count == 0
 
 
-async def test_an_event_arriving_while_a_resync_rejoins_does_not_hide_an_earlier_loss(
-    redis_settings, monkeypatch
-):
+async def test_an_announcement_after_a_lost_one_delivers_both_in_order(redis_settings):
     stream = await open_stream(["announcement"])
     hub = get_hub()
-    await hub.layer.group_discard("notifications.announcement", hub.channel)
+    layer, channel = hub.subscription.layer, hub.subscription.channel
+    await layer.group_discard("notifications.announcement", channel)
     lost = await apublish("announcement", {"n": "lost"})
-    history = get_history()
-    read_head = type(history).head
-    arrived: list[str] = []
-
-    async def head_after_a_publisher_got_in(self):
-        # A publisher gets in between the resync's rejoin and its history
-        # read, and its event reaches the hub through the layer first.
-        if not arrived:
-            arrived.append(await apublish("announcement", {"n": "after the rejoin"}))
-            seq = EventId.parse(arrived[0]).seq
-            for _ in range(100):
-                if hub.positions.get("announcement", 0) >= seq:
-                    break
-                await asyncio.sleep(0.02)
-        return await read_head(self)
-
-    monkeypatch.setattr(type(history), "head", head_after_a_publisher_got_in)
-    await hub.resync()
+    await layer.group_add("notifications.announcement", channel)
     later = await apublish("announcement", {"n": "later"})
 
     assert await stream.read_until(lambda parsed: parsed.last_event_id == later, 5)
-    assert stream.ids() == [arrived[0], lost, later], "the lost event comes from history, once"
+    assert stream.ids() == [lost, later], "the lost event comes from history, once, in order"
     await stream.close()

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from notifications.history import get_history
+from notifications.protocol import KEEPALIVE
 from notifications.publishing import apublish
-from notifications.streams import KEEPALIVE
 from notifications.testing import parse_stream
 
 from .support import get, notifications_settings

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from notifications.hub import STREAMS_LIMIT, USER_STREAMS_LIMIT, get_hub
+from notifications.fanout import STREAMS_LIMIT, USER_STREAMS_LIMIT
+from notifications.hub import get_hub
 from notifications.limits import RateLimiter
-from notifications.streams import LIMIT_EXCEEDED
+from notifications.protocol import LIMIT_EXCEEDED
 from notifications.testing import asgi_request
 
 from .support import application, create_user, get, notifications_settings, session_headers, streams_open
@@ -46,7 +47,7 @@ async def test_stream_over_process_limit_gets_limit_event_and_long_retry():
         await streams_open(3)
         refused = await get("/sse/subscribe/announcement/", until=None)
         assert_refused_for(refused, STREAMS_LIMIT, 3, 45_000)
-        assert get_hub().refusals[STREAMS_LIMIT] == 1
+        assert get_hub().stats.refusals[STREAMS_LIMIT] == 1
         # A freed slot is available again at once.
         await close_all(streams[:1])
         await streams_open(2)

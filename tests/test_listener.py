@@ -2,7 +2,7 @@
 
 import asyncio
 
-from notifications.hub import SLOW, Listener, Wakeup
+from notifications.fanout import SLOW, Listener, Wakeup
 
 
 async def test_wakeup_wait_returns_at_once_when_already_set():
@@ -38,9 +38,14 @@ async def test_wakeup_stays_usable_after_a_cancelled_wait():
     await wait_blocks_until_set(wakeup)
 
 
-async def test_take_returns_frames_after_the_replay_as_one_chunk_and_clears_the_wakeup():
-    listener = Listener(["alpha"], limit=10)
-    listener.skip_up_to = 1
+def live_listener(max_frames: int = 10, max_bytes: int = 2**20, position: int = 0) -> Listener:
+    listener = Listener(["alpha"], max_frames, max_bytes)
+    listener.go_live(position)
+    return listener
+
+
+async def test_take_returns_frames_after_the_position_as_one_chunk_and_clears_the_wakeup():
+    listener = live_listener(position=1)
     for seq in (1, 2, 3):
         assert listener.deliver(seq, f"frame{seq};".encode())
     assert listener.wakeup.is_set()
@@ -51,7 +56,7 @@ async def test_take_returns_frames_after_the_replay_as_one_chunk_and_clears_the_
 
 
 async def test_listener_over_its_limit_is_closed_as_slow_and_wakes_its_stream():
-    listener = Listener(["alpha"], limit=2)
+    listener = live_listener(max_frames=2)
     assert listener.deliver(1, b"a") and listener.deliver(2, b"b")
     listener.take()
     assert listener.deliver(3, b"c") and listener.deliver(4, b"d")
@@ -60,3 +65,31 @@ async def test_listener_over_its_limit_is_closed_as_slow_and_wakes_its_stream():
     assert listener.close_reason == SLOW
     assert listener.wakeup.is_set()
     assert not listener.deliver(6, b"f")
+
+
+async def test_listener_over_its_byte_limit_is_closed_as_slow():
+    listener = live_listener(max_bytes=10)
+    assert listener.deliver(1, b"12345")
+    assert listener.deliver(2, b"12345")
+
+    assert not listener.deliver(3, b"1")
+    assert listener.close_reason == SLOW
+
+
+async def test_an_event_at_or_below_the_position_is_never_queued_again():
+    listener = live_listener()
+    assert listener.deliver(2, b"two;")
+    assert listener.deliver(1, b"one;")
+    assert listener.deliver(2, b"two;")
+    assert listener.deliver(3, b"three;")
+
+    assert listener.take() == b"two;three;"
+    assert listener.position == 3
+
+
+async def test_a_listener_still_catching_up_takes_nothing_live():
+    listener = Listener(["alpha"], 10, 2**20)
+    assert listener.deliver(1, b"one;")
+
+    assert listener.frames == []
+    assert not listener.wakeup.is_set()

@@ -6,8 +6,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifications import apublish, lifecycle
+from notifications.fanout import STREAMS_LIMIT
 from notifications.history import get_history
-from notifications.hub import STREAMS_LIMIT, get_hub
+from notifications.hub import get_hub
 from notifications.topics import user_topic
 
 from .support import create_user, get, notifications_settings, session_headers, streams_open
@@ -127,7 +128,7 @@ async def test_published_and_delivered_counts():
 
 
 async def _delivered(hub, count: int) -> None:
-    while hub.stats["events_delivered"] < count:
+    while hub.stats.events_delivered < count:
         await asyncio.sleep(0.005)
 
 
@@ -195,10 +196,10 @@ async def test_slow_clients_layer_errors_and_drain_come_from_the_hub():
         hub = get_hub()
         # Two events before the stream can run: the second overflows its queue.
         events = [await get_history().append("announcement", "announcement", "{}") for _ in range(2)]
-        for event in events:
-            hub.dispatch({"topic": "announcement", "event_type": event.type, "id": event.id, "data": "{}"})
+        assert len(events) == 2
+        await hub.reader.pump()
         await streams_open(0)
-        hub.stats["layer_errors"] += 2
+        hub.stats.layer_errors += 2
         await lifecycle.drain(1)
         after = await scrape()
         await close_all([stream])

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from notifications.encoding import Event, encode_comment, encode_event
 from notifications.history import EventId, get_history
 from notifications.hub import get_hub
-from notifications.streams import STREAM_RESET
+from notifications.protocol import STREAM_RESET
 from notifications.testing import parse_frame, parse_stream
 from notifications.topics import registered
 
-from .support import first_frame_sent, get
+from .support import first_frame_sent, get, stored_events
 
 # Requests end with Django's close_old_connections, which touches the database.
 pytestmark = pytest.mark.django_db
@@ -235,7 +235,7 @@ def test_any_publish_body(run, body):
     assert response.status in {202, 400, 413}, (response.status, response.body[:300])
     if response.status != 202:
         return
-    [event] = run(get_history().events_after(["announcement"], head))
+    [event] = run(stored_events(get_history(), ["announcement"], head))
     assert json.loads(response.body) == {"id": event.id}
     assert json.loads(event.data) == json.loads(body)
     assert_well_formed_stream(b"retry: 1\n\n" + encode_event(event))

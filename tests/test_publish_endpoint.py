@@ -9,7 +9,7 @@ from django.test import AsyncClient
 from notifications import process
 from notifications.history import get_history
 
-from .support import notifications_settings
+from .support import notifications_settings, stored_events
 
 TOKEN = settings.NOTIFICATIONS["PUBLISH_TOKEN"]
 AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
@@ -36,7 +36,7 @@ async def test_valid_post_is_accepted_with_the_event_id(client):
     response = await post(client, "/sse/publish/alpha/", b'{"build": 7}')
 
     assert response.status_code == 202
-    [event] = await get_history().events_after(["alpha"], start)
+    [event] = await stored_events(get_history(), ["alpha"], start)
     assert response.json() == {"id": event.id}
     assert (event.type, event.data) == ("alpha", '{"build":7}')
 
@@ -129,7 +129,7 @@ async def test_body_over_max_payload_bytes_is_413_and_nothing_is_stored(client):
         assert at_limit.status_code == 202
         assert too_large.status_code == 413
         assert reason(too_large) == "The body is larger than 10 bytes.\n"
-        assert len(await get_history().events_after(["alpha"], start)) == 1
+        assert len(await stored_events(get_history(), ["alpha"], start)) == 1
 
 
 async def test_publishing_is_503_while_the_process_stops(client):
@@ -147,5 +147,5 @@ async def test_json_body_is_republished_compactly(client):
 
     await post(client, "/sse/publish/alpha/", json.dumps({"a": [1, 2], "b": "é"}, indent=4).encode())
 
-    [event] = await get_history().events_after(["alpha"], start)
+    [event] = await stored_events(get_history(), ["alpha"], start)
     assert event.data == '{"a":[1,2],"b":"\\u00e9"}'

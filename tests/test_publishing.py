@@ -17,11 +17,11 @@ from notifications.exceptions import InvalidEventType, NotificationsError, Paylo
 from notifications.history import EventId, get_history
 
 from .asgi_client import event_ids
-from .support import notifications_settings
+from .support import notifications_settings, stored_events
 
 
 async def stored_since(start: EventId, topics=("alpha",)) -> list:
-    return await get_history().events_after(list(topics), start)
+    return await stored_events(get_history(), list(topics), start)
 
 
 async def test_apublish_returns_the_id_history_assigned():
@@ -38,7 +38,7 @@ def test_publish_from_sync_code_without_a_serving_loop_returns_the_id():
     event_id = publish("alpha", ["sync"])
 
     history = get_history()
-    events = async_to_sync(history.events_after)(["alpha"], EventId(history.epoch, 0))
+    events = async_to_sync(stored_events)(history, ["alpha"], EventId(history.epoch, 0))
     assert [(event.id, event.data) for event in events] == [(event_id, '["sync"]')]
 
 

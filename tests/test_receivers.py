@@ -11,7 +11,8 @@ from django.tasks import TaskResultStatus
 from django.test import AsyncClient, override_settings
 
 from notifications import receivers
-from notifications.hub import Listener, get_hub
+from notifications.fanout import Listener
+from notifications.hub import get_hub
 from notifications.task_events import SUMMARY_CHARS
 
 from . import tasks
@@ -223,12 +224,14 @@ def _staff_and_plain_users():
 
 async def test_owner_stream_receives_the_completion_live():
     owner = await sync_to_async(User.objects.create_user)("live")
-    listener = Listener([f"user.{owner.pk}"], limit=100)
+    listener = Listener([f"user.{owner.pk}"], max_frames=100, max_bytes=2**20)
     await get_hub().add(listener)
+    async for _ in get_hub().catch_up(listener, None):
+        pass
     try:
         result = await asyncio.to_thread(tasks.add.enqueue, 20, 22, enqueued_by=owner.pk)
         async with asyncio.timeout(5):
-            while b"event: task_completed" not in b"".join(frame for _, frame in listener.frames):
+            while b"event: task_completed" not in b"".join(listener.frames):
                 await listener.wakeup.wait()
                 listener.wakeup.clear()
         frames = listener.take().decode()

@@ -4,9 +4,9 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from ..conf import setting
-from .base import EventHistory, EventId
+from .base import EventHistory, EventId, Page, Record
 
-__all__ = ["EventHistory", "EventId", "get_history", "reset_history"]
+__all__ = ["EventHistory", "EventId", "Page", "Record", "get_history", "reset_history"]
 
 _history: EventHistory | None = None
 

@@ -20,30 +20,12 @@ guarantees"):
   there never skips an event and never sees one twice.
 """
 
-import re
 from dataclasses import dataclass
 
 from ..encoding import Event
-from ..exceptions import InvalidEventId
+from ..protocol import EventId
 
-_ID = re.compile(r"([0-9a-z]{1,32})-([0-9]{1,19})")
-
-
-@dataclass(frozen=True, order=True, slots=True)
-class EventId:
-    epoch: str
-    seq: int
-
-    @classmethod
-    def parse(cls, value: str) -> "EventId":
-        """Return the EventId ``value`` names; raise InvalidEventId if malformed."""
-        match = _ID.fullmatch(value) if isinstance(value, str) else None
-        if match is None:
-            raise InvalidEventId(f"Event id {value!r} is not valid. Ids look like '<epoch>-<number>'.")
-        return cls(match[1], int(match[2]))
-
-    def __str__(self) -> str:
-        return f"{self.epoch}-{self.seq}"
+__all__ = ["EventHistory", "EventId", "Page", "Record"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,13 @@
 """History kept in this process's memory: the embedded default."""
 
+import heapq
+import itertools
 import secrets
 import threading
-from collections import deque
+from bisect import bisect_right
 
 from ..encoding import Event
-from .base import EventHistory, EventId
+from .base import EventHistory, EventId, Page, Record
 
 
 class InMemoryHistory(EventHistory):
@@ -22,47 +24,68 @@ class InMemoryHistory(EventHistory):
         super().__init__(size)
         self.epoch = secrets.token_hex(4)
         self._seq = 0
-        self._events: dict[str, deque[tuple[int, Event]]] = {}
-        # Highest seq evicted per topic: a client behind it missed events.
+        # Per topic, its records oldest first. Evicted records are dropped
+        # from the front in batches, so an append costs O(1) amortised and a
+        # read finds its start by bisection.
+        self._records: dict[str, list[Record]] = {}
+        # Highest seq evicted per topic: a reader behind it missed events.
         self._evicted: dict[str, int] = {}
-        # publish() may run on any thread; appends must not interleave.
+        # publish() may run on any thread; appends must not interleave, and
+        # a read must see one consistent state.
         self._lock = threading.Lock()
 
     async def append(self, topic: str, event_type: str, data: str) -> Event:
         with self._lock:
             self._seq += 1
             event = Event(event_type, data, f"{self.epoch}-{self._seq}")
-            events = self._events.setdefault(topic, deque())
-            events.append((self._seq, event))
-            while len(events) > self.size:
-                self._evicted[topic] = events.popleft()[0]
+            records = self._records.setdefault(topic, [])
+            records.append(Record(self._seq, topic, event))
+            if len(records) > 2 * self.size:
+                self._evict(topic, records)
             return event
 
     async def head(self) -> EventId:
         return EventId(self.epoch, self._seq)
 
-    async def events_after(self, topics: list[str], last_id: EventId) -> list[Event] | None:
+    async def read(self, topics: list[str], after: EventId, limit: int) -> Page | None:
         with self._lock:
-            if last_id.epoch != self.epoch or last_id.seq > self._seq:
+            if after.epoch != self.epoch or after.seq > self._seq:
                 return None
-            found = []
             for topic in topics:
-                if self._evicted.get(topic, 0) > last_id.seq:
+                records = self._records.get(topic)
+                if records is not None and len(records) > self.size:
+                    self._evict(topic, records)
+                if self._evicted.get(topic, 0) > after.seq:
                     return None
-                found.extend(item for item in self._events.get(topic, ()) if item[0] > last_id.seq)
-        found.sort(key=lambda item: item[0])
-        return [event for _, event in found]
+            head = self._seq
+            newer = [self._after(self._records.get(topic, ()), after.seq) for topic in topics]
+        found = list(itertools.islice(heapq.merge(*newer, key=_seq), limit))
+        through = found[-1].seq if len(found) == limit and limit < sum(map(len, newer)) else head
+        return Page(found, EventId(self.epoch, through))
+
+    @staticmethod
+    def _after(records, seq: int) -> list[Record]:
+        return records[bisect_right(records, seq, key=_seq) :]
+
+    def _evict(self, topic: str, records: list[Record]) -> None:
+        # Caller holds self._lock.
+        excess = len(records) - self.size
+        if excess > 0:
+            self._evicted[topic] = records[excess - 1].seq
+            del records[:excess]
 
     def dump(self) -> dict:
         """Return the whole history as JSON-serialisable data."""
         with self._lock:
+            for topic, records in self._records.items():
+                self._evict(topic, records)
             return {
                 "epoch": self.epoch,
                 "seq": self._seq,
                 "evicted": dict(self._evicted),
                 "events": {
-                    topic: [[seq, event.type, event.data, event.id] for seq, event in events]
-                    for topic, events in self._events.items()
+                    topic: [[r.seq, r.event.type, r.event.data, r.event.id] for r in records]
+                    for topic, records in self._records.items()
                 },
             }
 
@@ -72,9 +95,14 @@ class InMemoryHistory(EventHistory):
             self.epoch = state["epoch"]
             self._seq = state["seq"]
             self._evicted = dict(state["evicted"])
-            self._events = {
-                topic: deque(
-                    (seq, Event(event_type, data, event_id)) for seq, event_type, data, event_id in rows
-                )
+            self._records = {
+                topic: [
+                    Record(seq, topic, Event(event_type, data, event_id))
+                    for seq, event_type, data, event_id in rows
+                ]
                 for topic, rows in state["events"].items()
             }
+
+
+def _seq(record: Record) -> int:
+    return record.seq

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 
 from ..encoding import Event
 from ..exceptions import BackendUnavailable, describe
-from .base import EventHistory, EventId
+from .base import EventHistory, EventId, Page, Record
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -91,22 +91,25 @@ return {epoch, tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')}
 )
 
 # KEYS: state, evicted, then one stream per topic. ARGV: epoch, last seq,
-# then the topics. Returns false when the events cannot all be returned.
-_EVENTS_AFTER = """
+# limit, then the topics. Returns false when the events cannot all be
+# returned, else the head seq and, per topic, at most limit entries after
+# the last seq: one snapshot, so the answer is complete up to the head.
+_READ = """
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
     return false
 end
 local last = tonumber(ARGV[2])
-if last > tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') then
+local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if last > head then
     return false
 end
-local found = {}
+local found = {head}
 for i = 3, #KEYS do
-    local evicted = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+    local evicted = tonumber(redis.call('HGET', KEYS[2], ARGV[i + 1]) or '0')
     if evicted > last then
         return false
     end
-    found[#found + 1] = redis.call('XRANGE', KEYS[i], '(' .. ARGV[2] .. '-0', '+')
+    found[#found + 1] = redis.call('XRANGE', KEYS[i], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
 end
 return found
 """
@@ -186,24 +189,29 @@ class RedisHistory(EventHistory):
         epoch, seq = await self._run(_HEAD, keys, [self.prefix, secrets.token_hex(4)])
         return EventId(epoch, int(seq))
 
-    async def events_after(self, topics: list[str], last_id: EventId) -> list[Event] | None:
+    async def read(self, topics: list[str], after: EventId, limit: int) -> Page | None:
         keys = [self._state, self._evicted, *map(self._stream, topics)]
-        found = await self._run(_EVENTS_AFTER, keys, [last_id.epoch, last_id.seq, *topics])
+        found = await self._run(_READ, keys, [after.epoch, after.seq, limit, *topics])
         if found is None:
             return None
-        entries = sorted(
-            (
-                (int(entry_id.partition("-")[0]), fields)
-                for per_topic in found
-                for entry_id, fields in per_topic
-            ),
-            key=lambda entry: entry[0],
+        head, per_topic = int(found[0]), found[1:]
+        # A topic cut short by COUNT is complete only up to its last entry.
+        through = min(
+            [head] + [int(entries[-1][0].partition("-")[0]) for entries in per_topic if len(entries) == limit]
         )
-        events = []
-        for seq, fields in entries:
-            values = dict(zip(fields[::2], fields[1::2], strict=True))
-            events.append(Event(values["type"], values["data"], f"{last_id.epoch}-{seq}"))
-        return events
+        records = []
+        for topic, entries in zip(topics, per_topic, strict=True):
+            for entry_id, fields in entries:
+                seq = int(entry_id.partition("-")[0])
+                if seq <= through:
+                    values = dict(zip(fields[::2], fields[1::2], strict=True))
+                    event = Event(values["type"], values["data"], f"{after.epoch}-{seq}")
+                    records.append(Record(seq, topic, event))
+        records.sort(key=lambda record: record.seq)
+        if len(records) > limit:
+            del records[limit:]
+            through = records[-1].seq
+        return Page(records, EventId(after.epoch, through))
 
     async def close(self) -> None:
         """Close the client of the running event loop."""
