@@ -122,6 +122,8 @@ class HistoryReader:
                 self.cursor = page.through.seq
                 if len(page.records) < PAGE_SIZE:
                     return
+                # Let streams send this page before the next one fills their queues.
+                await asyncio.sleep(0)
             self._requested.set()
 
     async def catch_up(self, listener: Listener, last_event_id: str | None) -> AsyncIterator[bytes]:
@@ -148,7 +150,11 @@ class HistoryReader:
             if listener.live or listener.close_reason is not None:
                 return
             if page is None:
-                yield self._reset_listener(listener, HISTORY_UNAVAILABLE)
+                head = await self.history.head()
+                # Never resume before what the client already has: that would
+                # send it events again.
+                has = after.seq if after.epoch == head.epoch == self.epoch and after.seq <= head.seq else 0
+                yield self._reset_listener(listener, HISTORY_UNAVAILABLE, has)
                 return
             if not pages:
                 self.stats.replays += 1
@@ -179,10 +185,10 @@ class HistoryReader:
         # Let the client come back from where it got to.
         listener.close(SLOW)
 
-    def _reset_listener(self, listener: Listener, reason: str) -> bytes:
+    def _reset_listener(self, listener: Listener, reason: str, has: int = 0) -> bytes:
         self.stats.resets[reason] += 1
-        listener.go_live(self.cursor)
-        return reset_frame(reason, self.position)
+        listener.go_live(max(self.cursor, has))
+        return reset_frame(reason, EventId(self.epoch, listener.position))
 
     async def _reset(self) -> None:
         # Caller holds self._lock. The history cannot answer from the cursor:
