@@ -5,7 +5,7 @@ import threading
 from collections import deque
 
 from ..encoding import Event
-from .base import EventHistory, EventId
+from .base import EventHistory, EventId, Page, Record
 
 
 class InMemoryHistory(EventHistory):
@@ -52,6 +52,23 @@ class InMemoryHistory(EventHistory):
                 found.extend(item for item in self._events.get(topic, ()) if item[0] > last_id.seq)
         found.sort(key=lambda item: item[0])
         return [event for _, event in found]
+
+    async def read(self, topics: list[str], after: EventId, limit: int) -> Page | None:
+        # Minimal, for the backend contract tests; issue 12 rewrites it.
+        with self._lock:
+            head = EventId(self.epoch, self._seq)
+            if after.epoch != self.epoch or after.seq > self._seq:
+                return None
+            if any(self._evicted.get(topic, 0) > after.seq for topic in topics):
+                return None
+            found = sorted(
+                (seq, topic, event)
+                for topic in topics
+                for seq, event in self._events.get(topic, ())
+                if seq > after.seq
+            )
+        records = [Record(seq, topic, event) for seq, topic, event in found[:limit]]
+        return Page(records, EventId(self.epoch, records[-1].seq) if len(found) > limit else head)
 
     def dump(self) -> dict:
         """Return the whole history as JSON-serialisable data."""

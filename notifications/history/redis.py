@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 
 from ..encoding import Event
 from ..exceptions import BackendUnavailable, describe
-from .base import EventHistory, EventId
+from .base import EventHistory, EventId, Page, Record
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -108,7 +108,7 @@ for i = 3, #KEYS do
     end
     found[#found + 1] = redis.call('XRANGE', KEYS[i], '(' .. ARGV[2] .. '-0', '+')
 end
-return found
+return {redis.call('HGET', KEYS[1], 'seq') or '0', found}
 """
 
 
@@ -188,9 +188,10 @@ class RedisHistory(EventHistory):
 
     async def events_after(self, topics: list[str], last_id: EventId) -> list[Event] | None:
         keys = [self._state, self._evicted, *map(self._stream, topics)]
-        found = await self._run(_EVENTS_AFTER, keys, [last_id.epoch, last_id.seq, *topics])
-        if found is None:
+        answer = await self._run(_EVENTS_AFTER, keys, [last_id.epoch, last_id.seq, *topics])
+        if answer is None:
             return None
+        found = answer[1]
         entries = sorted(
             (
                 (int(entry_id.partition("-")[0]), fields)
@@ -204,6 +205,25 @@ class RedisHistory(EventHistory):
             values = dict(zip(fields[::2], fields[1::2], strict=True))
             events.append(Event(values["type"], values["data"], f"{last_id.epoch}-{seq}"))
         return events
+
+    async def read(self, topics: list[str], after: EventId, limit: int) -> Page | None:
+        # Minimal, for the backend contract tests; issue 12 rewrites it.
+        keys = [self._state, self._evicted, *map(self._stream, topics)]
+        answer = await self._run(_EVENTS_AFTER, keys, [after.epoch, after.seq, *topics])
+        if answer is None:
+            return None
+        head, found = answer
+        entries = sorted(
+            (int(entry_id.partition("-")[0]), topic, dict(zip(fields[::2], fields[1::2], strict=True)))
+            for topic, per_topic in zip(topics, found, strict=True)
+            for entry_id, fields in per_topic
+        )
+        records = [
+            Record(seq, topic, Event(values["type"], values["data"], f"{after.epoch}-{seq}"))
+            for seq, topic, values in entries[:limit]
+        ]
+        through = records[-1].seq if len(entries) > limit else int(head)
+        return Page(records, EventId(after.epoch, through))
 
     async def close(self) -> None:
         """Close the client of the running event loop."""
