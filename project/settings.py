@@ -62,6 +62,12 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DJANGO_DB_PATH", BASE_DIR / "db.sqlite3"),
+        # Write-ahead logging: readers (streams polling the history) never
+        # wait for a writer (publish, the task worker), and a commit costs an
+        # fsync only at checkpoints, not on every event: about 1 ms instead of
+        # about 9 ms per publish here (python -m benchmarks.history). A power
+        # cut may lose the last commits; a crash of the process loses none.
+        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
     }
 }
 
