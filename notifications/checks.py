@@ -99,15 +99,14 @@ W004 = Warning(
     id="notifications.W004",
 )
 W001 = Warning(
-    "The notifications channel layer is in-memory; events published in other processes never reach this one.",
-    hint="Configure a channels_redis layer when more than one process publishes or serves streams.",
+    "The notifications channel layer and history are in-memory; events published in other processes "
+    "never reach this one.",
+    hint=(
+        "Set NOTIFICATIONS['HISTORY_BACKEND'] to 'notifications.history.database.DatabaseHistory', or "
+        "configure a channels_redis layer and RedisHistory, when more than one process publishes or "
+        "serves streams."
+    ),
     id="notifications.W001",
-)
-W005 = Warning(
-    "NOTIFICATIONS['HISTORY_BACKEND'] is shared between processes but the notifications channel layer "
-    "is in-memory; events published in another process are stored but never streamed live.",
-    hint="Use a channels_redis layer on the Redis that holds the history.",
-    id="notifications.W005",
 )
 W006 = Warning(
     "The notifications channel layer is shared between processes but NOTIFICATIONS['HISTORY_BACKEND'] "
@@ -205,9 +204,9 @@ def _check_history(history_class, options: dict) -> list:
     layer_backend = _layer_backend(options)
     if not layer_backend:
         return []
+    # A shared history with an in-memory layer is fine: each hub polls the
+    # history, so events from other processes arrive within POLL_INTERVAL.
     layer_shared = not layer_backend.endswith("InMemoryChannelLayer")
-    if history_class.shared_between_processes and not layer_shared:
-        return [W005]
     if layer_shared and not history_class.shared_between_processes:
         return [W006]
     return []
@@ -312,7 +311,7 @@ def check_deployment(app_configs=None, **kwargs):
     if not isinstance(options, dict):
         return []
     warnings = []
-    if _layer_is_in_memory(options):
+    if _layer_is_in_memory(options) and not _history_is_shared(options):
         warnings.append(W001)
     return warnings
 
@@ -327,6 +326,15 @@ def _layer_backend(options: dict) -> str:
 
 def _layer_is_in_memory(options: dict) -> bool:
     return _layer_backend(options).endswith("InMemoryChannelLayer")
+
+
+def _history_is_shared(options: dict) -> bool:
+    """Return whether the history backend is shared between processes (True if it cannot be imported)."""
+    try:
+        backend = import_string(options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"]))
+    except (ImportError, TypeError):
+        return True  # Reported by check_settings (E003, E005).
+    return getattr(backend, "shared_between_processes", True)
 
 
 def _is_backend(path, *base_paths: str) -> bool:
@@ -377,14 +385,16 @@ def check_tasks(app_configs=None, **kwargs):
         and isinstance(config.get("BACKEND"), str)
         and not _is_backend(config["BACKEND"], *IN_PROCESS_TASK_BACKENDS)
     )
-    if separate and _layer_is_in_memory(options):
+    if separate and not _history_is_shared(options):
         messages.append(
             Warning(
                 f"Tasks of TASKS {separate!r} run in separate worker processes, but the notifications "
-                "channel layer is in-memory: their events never reach the server.",
+                "history is kept in each process: their events never reach the server.",
                 hint=(
-                    "Configure a channels_redis layer, or, in development, run the tasks inside the "
-                    "server with NOTIFICATIONS['EMBEDDED_TASK_WORKER']."
+                    "Set NOTIFICATIONS['HISTORY_BACKEND'] to "
+                    "'notifications.history.database.DatabaseHistory' (or RedisHistory), or, in "
+                    "development, run the tasks inside the server with "
+                    "NOTIFICATIONS['EMBEDDED_TASK_WORKER']."
                 ),
                 id="notifications.W010",
             )

@@ -76,6 +76,10 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 NOTIFICATIONS = {
     "EVENT_TYPES": ["announcement", "task_started", "task_progress", "task_completed"],
     "PUBLISH_TOKEN": os.environ.get("NOTIFICATIONS_PUBLISH_TOKEN") or None,
+    # The history lives in the database: `manage.py publish`, the shell and
+    # `manage.py db_worker` processes append to it, the server's streams
+    # read it (each process polls it), and a restart loses nothing.
+    "HISTORY_BACKEND": "notifications.history.database.DatabaseHistory",
 }
 # Staff with this permission see every task run; a user always sees their own
 # runs on their private topic.
@@ -85,8 +89,8 @@ NOTIFICATIONS["ACCESS"] = {
 }
 # Tasks are queued in the database (django-tasks-db). By default a thread of
 # the server runs them, so `manage.py runserver` alone runs the demo. With
-# TASK_WORKER=separate, run `python manage.py db_worker` processes instead
-# (and a Redis channel layer, so their events reach the server).
+# TASK_WORKER=separate, run `python manage.py db_worker` processes instead:
+# their events reach the server through the database history.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 if os.environ.get("TASK_WORKER", "embedded") == "embedded":
     NOTIFICATIONS["EMBEDDED_TASK_WORKER"] = "default"
