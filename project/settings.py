@@ -130,7 +130,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-LOGIN_URL = "admin:login"
+# Everyone logs in here (the admin's login admits staff only); /tasks/ is
+# where they follow their runs.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "task_runs"
+LOGOUT_REDIRECT_URL = "home"
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
