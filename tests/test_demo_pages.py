@@ -3,8 +3,11 @@ The demo's pages for ordinary users: a login page, starting a report from
 /tasks/, the page of one run, and their task events on every page.
 """
 
+import io
+
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from notifications.access import public_types
@@ -102,3 +105,17 @@ def test_anonymous_pages_get_public_events_only(client):
     assert client_config(html)["topics"] == public_types()
     assert 'id="task-runs-config"' not in html
     assert 'href="/accounts/login/?next=/"' in html
+
+
+def test_adduser_creates_an_ordinary_user_who_can_log_in(client, monkeypatch):
+    monkeypatch.setenv("DJANGO_USER_PASSWORD", "a-long-test-password-0123")
+    out = io.StringIO()
+
+    call_command("adduser", "alice", stdout=out)
+
+    alice = User.objects.get(username="alice")
+    assert not alice.is_staff and not alice.is_superuser
+    assert out.getvalue() == "User 'alice' created; they log in at /accounts/login/.\n"
+    assert client.login(username="alice", password="a-long-test-password-0123")
+    with pytest.raises(CommandError, match="A user named 'alice' exists already."):
+        call_command("adduser", "alice")
