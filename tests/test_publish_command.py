@@ -18,6 +18,12 @@ from .support import notifications_settings
 DATABASE_HISTORY = "notifications.history.database.DatabaseHistory"
 
 
+@pytest.fixture(autouse=True)
+def never_served(monkeypatch):
+    """Start as a process that has served no stream (an earlier test's hub may have set the loop)."""
+    monkeypatch.setattr(process, "serving_loop", None)
+
+
 def run_command(*args: str) -> str:
     out = io.StringIO()
     call_command("publish", *args, stdout=out)
