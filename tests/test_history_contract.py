@@ -127,6 +127,15 @@ async def test_read_is_refused_only_when_an_event_after_the_position_was_evicted
     assert as_tuples(await history.read(["b"], EventId(epoch, first - 1), 10)) == appended[3:]
 
 
+async def test_a_history_of_size_zero_keeps_nothing_and_says_so(make_history):
+    history = make_history(0)
+    await append_all(history, ["a", "b"])
+    head = await history.head()
+
+    assert await history.read(["a"], EventId(head.epoch, head.seq - 2), 10) is None
+    assert as_tuples(await history.read(["a", "b"], head, 10)) == []
+
+
 async def test_a_position_of_another_epoch_or_ahead_of_the_head_is_refused(make_history):
     history = make_history(5)
     await append_all(history, ["a", "b"])
