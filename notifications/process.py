@@ -14,8 +14,9 @@ import sys
 serving_loop: asyncio.AbstractEventLoop | None = None
 stopping = False
 
-# manage.py commands whose process serves streams.
-SERVING_COMMANDS = frozenset({"runserver"})
+# manage.py commands whose process may serve the streams it publishes to:
+# the servers, and the test runner (tests open streams in-process).
+SERVING_COMMANDS = frozenset({"runserver", "testserver", "test"})
 
 
 def management_command() -> str | None:
@@ -30,8 +31,9 @@ def management_command() -> str | None:
 def never_serves() -> bool:
     """
     Return whether this process cannot serve streams: a manage.py command
-    other than a server (shell, db_worker, publish...) that has not served
-    any. Servers started otherwise (daphne, uvicorn) and test runners may.
+    other than a server or the test runner (shell, db_worker, publish...)
+    that has not served any. Servers started otherwise (daphne, uvicorn)
+    and pytest may.
     """
     command = management_command()
     return serving_loop is None and command is not None and command not in SERVING_COMMANDS

@@ -81,8 +81,11 @@ def test_the_refusal_reaches_the_command_line_as_a_command_error(monkeypatch):
         run_command("alpha", "{}")
 
 
-@pytest.mark.parametrize("argv", [["manage.py", "runserver"], ["daphne", "project.asgi:application"]])
-def test_servers_publish_with_the_in_memory_history(monkeypatch, argv):
+@pytest.mark.parametrize(
+    "argv",
+    [["manage.py", "runserver"], ["manage.py", "test"], ["/venv/bin/daphne", "project.asgi:application"]],
+)
+def test_servers_and_test_runners_publish_with_the_in_memory_history(monkeypatch, argv):
     monkeypatch.setattr("sys.argv", argv)
 
     assert EventId.parse(publish("alpha", {})).seq == 1
