@@ -50,7 +50,7 @@ def log_in(page, site: Site, path: str, public: bool = False) -> None:
     """
     page.goto(site.url(path))
     if public:
-        page.get_by_role("link", name="Log in").click()
+        page.get_by_role("link", name="Log in", exact=True).click()
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password").fill(PASSWORD)
