@@ -1,9 +1,11 @@
-# Two entry points: `make run` (the demo, embedded defaults) and `make test`
-# (everything the suite needs, then the suite). .ci/run calls `make test`.
+# Entry points: `make run` (the demo, embedded defaults), `make createsuperuser`
+# and `make user NAME=alice` (accounts for the demo, with the venv's Python),
+# and `make test` (everything the suite needs, then the suite). .ci/run calls
+# `make test`.
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test system-packages
+.PHONY: run createsuperuser user test system-packages
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	python -m venv $(VENV)
@@ -14,6 +16,15 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py runserver 127.0.0.1:8000
+
+createsuperuser: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createsuperuser
+
+user: $(VENV)/.installed
+	@test -n "$(NAME)" || { echo "Name the user: make user NAME=alice"; exit 2; }
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py adduser "$(NAME)"
 
 system-packages:
 	@if ! command -v redis-server >/dev/null || ! test -x /usr/bin/chromium; then \

@@ -101,16 +101,14 @@ W004 = Warning(
     id="notifications.W004",
 )
 W001 = Warning(
-    "The notifications channel layer is in-memory; events published in other processes never reach this one.",
-    hint="Configure a channels_redis layer when more than one process publishes or serves streams.",
+    "The notifications channel layer and history are in-memory; events published in other processes "
+    "never reach this one.",
+    hint=(
+        "Set NOTIFICATIONS['HISTORY_BACKEND'] to 'notifications.history.database.DatabaseHistory', or "
+        "configure a channels_redis layer and RedisHistory, when more than one process publishes or "
+        "serves streams."
+    ),
     id="notifications.W001",
-)
-W005 = Warning(
-    "NOTIFICATIONS['HISTORY_BACKEND'] is shared between processes but the notifications channel layer "
-    "is in-memory; events published in another process reach streams only when the serving processes "
-    "poll the history (every NOTIFICATIONS['POLL_INTERVAL'] seconds), not at once.",
-    hint="Use a channels_redis layer so that every process is woken up when an event is published.",
-    id="notifications.W005",
 )
 W006 = Warning(
     "The notifications channel layer is shared between processes but NOTIFICATIONS['HISTORY_BACKEND'] "
@@ -208,9 +206,9 @@ def _check_history(history_class, options: dict) -> list:
     layer_backend = _layer_backend(options)
     if not layer_backend:
         return []
+    # A shared history with an in-memory layer is fine: each hub polls the
+    # history, so events from other processes arrive within POLL_INTERVAL.
     layer_shared = not layer_backend.endswith("InMemoryChannelLayer")
-    if history_class.shared_between_processes and not layer_shared:
-        return [W005]
     if layer_shared and not history_class.shared_between_processes:
         return [W006]
     return []
@@ -315,7 +313,7 @@ def check_deployment(app_configs=None, **kwargs):
     if not isinstance(options, dict):
         return []
     warnings = []
-    if _layer_is_in_memory(options):
+    if _layer_is_in_memory(options) and not _history_is_shared(options):
         warnings.append(W001)
     return warnings
 
@@ -330,6 +328,15 @@ def _layer_backend(options: dict) -> str:
 
 def _layer_is_in_memory(options: dict) -> bool:
     return _layer_backend(options).endswith("InMemoryChannelLayer")
+
+
+def _history_is_shared(options: dict) -> bool:
+    """Return whether the history backend is shared between processes (True if it cannot be imported)."""
+    try:
+        backend = import_string(options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"]))
+    except (ImportError, TypeError):
+        return True  # Reported by check_settings (E003, E005).
+    return getattr(backend, "shared_between_processes", True)
 
 
 def _is_backend(path, *base_paths: str) -> bool:
@@ -380,14 +387,16 @@ def check_tasks(app_configs=None, **kwargs):
         and isinstance(config.get("BACKEND"), str)
         and not _is_backend(config["BACKEND"], *IN_PROCESS_TASK_BACKENDS)
     )
-    if separate and _layer_is_in_memory(options):
+    if separate and not _history_is_shared(options):
         messages.append(
             Warning(
                 f"Tasks of TASKS {separate!r} run in separate worker processes, but the notifications "
-                "channel layer is in-memory: their events never reach the server.",
+                "history is kept in each process: their events never reach the server.",
                 hint=(
-                    "Configure a channels_redis layer, or, in development, run the tasks inside the "
-                    "server with NOTIFICATIONS['EMBEDDED_TASK_WORKER']."
+                    "Set NOTIFICATIONS['HISTORY_BACKEND'] to "
+                    "'notifications.history.database.DatabaseHistory' (or RedisHistory), or, in "
+                    "development, run the tasks inside the server with "
+                    "NOTIFICATIONS['EMBEDDED_TASK_WORKER']."
                 ),
                 id="notifications.W010",
             )

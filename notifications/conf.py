@@ -27,8 +27,10 @@ DEFAULTS: dict[str, Any] = {
     # process that misses wake-ups) and still catch up without a reset.
     "HISTORY_SIZE": 1000,
     # Dotted path of the EventHistory class and its options. Several
-    # processes need one shared history: "notifications.history.redis.RedisHistory"
-    # with {"url": "redis://host:port/db"} (options: see that class).
+    # processes need one shared history: "notifications.history.database.DatabaseHistory"
+    # (the project's database, kept across restarts; option "database"), or
+    # "notifications.history.redis.RedisHistory" with {"url": "redis://host:port/db"}
+    # (options: see those classes).
     "HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
     "HISTORY_OPTIONS": {},
     # Encoded frames, and bytes, a stream may hold unsent before it is closed

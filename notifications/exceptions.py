@@ -18,6 +18,10 @@ class PublishRefused(NotificationsError):
     """This process is shutting down and accepts no new events."""
 
 
+class UndeliverableEvent(NotificationsError):
+    """No process that serves streams would ever see the event."""
+
+
 class BackendUnavailable(NotificationsError):
     """The channel layer or the history store cannot be reached right now."""
 

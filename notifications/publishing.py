@@ -21,7 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from . import process
 from .conf import setting
-from .exceptions import NotificationsError, PayloadError, PublishRefused, describe
+from .exceptions import NotificationsError, PayloadError, PublishRefused, UndeliverableEvent, describe
 from .history import get_history
 from .protocol import layer_message
 from .topics import check_registered, group_name, user_topic
@@ -59,7 +59,9 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
     private topic only. Everything is checked before anything is stored, so
     an invalid event leaves no trace. Raise BackendUnavailable, with nothing
     stored, when the history cannot be reached (Redis down). Once this
-    returns, the event is delivered to every stream of its topic.
+    returns, the event is delivered to every stream of its topic. Raise
+    UndeliverableEvent in a process that serves no streams and keeps its
+    history to itself (a manage.py shell with the in-memory history).
     """
     check_registered(event_type)
     topic = event_type if user is None else user_topic(user)
@@ -69,7 +71,15 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
             "This process is shutting down and accepts no new events. "
             "Publish from another process or after the restart."
         )
-    event = await get_history().append(topic, event_type, text)
+    history = get_history()
+    if not history.shared_between_processes and process.never_serves():
+        raise UndeliverableEvent(
+            f"An event published from 'manage.py {process.management_command()}' stays in this "
+            f"process: {type(history).__name__} is not shared with the server. Set "
+            "NOTIFICATIONS['HISTORY_BACKEND'] to 'notifications.history.database.DatabaseHistory' "
+            "(or RedisHistory), or POST the event to the server's /sse/publish/<type>/ endpoint."
+        )
+    event = await history.append(topic, event_type, text)
     published[event_type] += 1
     layer = get_channel_layer(setting("CHANNEL_LAYER"))
     try:

@@ -15,6 +15,10 @@ A keyword argument travels with the task to whichever process runs it (a
 ``db_worker`` on another machine included); a contextvar would stay behind
 in the process that enqueued it.
 
+A task says what it did in a sentence for people by returning a dict with a
+``"summary"`` string; task_completed carries it (and, for a failed run, the
+error's message) as ``summary``.
+
 Publishing never breaks a task: a failure is logged once, as a warning, and
 the task goes on.
 """
@@ -38,6 +42,9 @@ TASK_EVENT_TYPES = (TASK_ENQUEUED, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETED)
 
 # The keyword argument that names the user who enqueued a task.
 ENQUEUED_BY = "enqueued_by"
+
+# The key of a task's dict result that says, in a sentence, what it did.
+SUMMARY = "summary"
 
 # A run's status, as events (and pages) spell it.
 QUEUED = "queued"
@@ -81,16 +88,25 @@ def task_event_data(task_result: TaskResult, **fields: Any) -> dict[str, Any]:
 
 def task_outcome(task_result: TaskResult) -> dict[str, Any]:
     """
-    Return how a finished run ended: its duration in seconds, and a short
-    result or the error's class and message. Call it from a task_finished
+    Return how a finished run ended: its duration in seconds, a short result
+    or the error's class and message, and ``summary``, a sentence for people:
+    the ``"summary"`` string of a task's dict result, or the error's
+    message (None when the task gives none). Call it from a task_finished
     receiver, where the exception being handled gives the full message.
     """
     duration = None
     if task_result.started_at and task_result.finished_at:
         duration = round((task_result.finished_at - task_result.started_at).total_seconds(), 3)
     if task_result.status == TaskResultStatus.SUCCESSFUL:
-        return {"duration": duration, "result": short_result(task_result.return_value)}
-    return {"duration": duration, "error": error_summary(task_result)}
+        value = task_result.return_value
+        summary = value.get(SUMMARY) if isinstance(value, dict) else None
+        return {
+            "duration": duration,
+            "result": short_result(value),
+            SUMMARY: shorten(summary) if isinstance(summary, str) else None,
+        }
+    error = error_summary(task_result)
+    return {"duration": duration, "error": error, SUMMARY: error["message"] or None}
 
 
 def short_result(value: Any) -> Any:

@@ -60,7 +60,8 @@ class TaskRun(models.Model):
 
     def outcome_text(self) -> str:
         if self.status == self.Status.SUCCEEDED:
-            return json.dumps(self.result, separators=(",", ":"))
+            summary = self.result.get(task_events.SUMMARY) if isinstance(self.result, dict) else None
+            return summary if isinstance(summary, str) else json.dumps(self.result, separators=(",", ":"))
         return self.error
 
     def duration_text(self) -> str:

@@ -18,9 +18,10 @@ class EmptyReport(Exception):
 @task
 def generate_report(report_id: int, enqueued_by: int | None = None) -> dict:
     """
-    Write a report section by section, reporting progress, and return a
-    summary. ``enqueued_by`` names the user whose private stream hears about
-    the run (see notifications.task_events).
+    Write a report section by section, reporting progress, and return what
+    was done, with a sentence for people under "summary". ``enqueued_by``
+    names the user whose private stream hears about the run (see
+    notifications.task_events).
     """
     report = Report.objects.get(pk=report_id)
     if report.sections == 0:
@@ -34,4 +35,5 @@ def generate_report(report_id: int, enqueued_by: int | None = None) -> dict:
     report.body = "\n".join(lines)
     report.generated_at = timezone.now()
     report.save(update_fields=["body", "generated_at"])
-    return {"report": report.pk, "title": report.title, "sections": report.sections}
+    summary = f"Report “{report.title}” is ready: {report.sections} sections."
+    return {"report": report.pk, "title": report.title, "sections": report.sections, "summary": summary}

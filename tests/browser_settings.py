@@ -1,5 +1,7 @@
 """Settings of the servers the browser tests start: short heartbeats and retries, a stream count."""
 
+import os
+
 from project.settings import *  # noqa: F403
 from project.settings import NOTIFICATIONS
 
@@ -10,8 +12,15 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "notifications.test"]
 NOTIFICATIONS = {
     **NOTIFICATIONS,
     "EVENT_TYPES": [*NOTIFICATIONS["EVENT_TYPES"], "members_only"],
-    "ACCESS": {"members_only": "authenticated"},
+    # The demo's rules (task events: staff with the permission, else a
+    # user's own runs on their private topic) plus the test-only type.
+    "ACCESS": {**NOTIFICATIONS["ACCESS"], "members_only": "authenticated"},
     "HEARTBEAT": 2,
     "RETRY_MS": 500,
+    # In-memory unless a test names another backend (most servers here start
+    # without migrating).
+    "HISTORY_BACKEND": os.environ.get(
+        "NOTIFICATIONS_HISTORY_BACKEND", "notifications.history.memory.InMemoryHistory"
+    ),
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

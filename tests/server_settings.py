@@ -8,6 +8,12 @@ from project.settings import INSTALLED_APPS, NOTIFICATIONS
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]
 ROOT_URLCONF = "tests.probe.urls"
 NOTIFICATIONS = {**NOTIFICATIONS, "EVENT_TYPES": [*NOTIFICATIONS["EVENT_TYPES"], "alpha", "beta"]}
+# In-memory history unless a test names another backend: most server tests
+# start without migrating, and some count on a new epoch per process.
+if not os.environ.get("REDIS_URL"):
+    NOTIFICATIONS["HISTORY_BACKEND"] = os.environ.get(
+        "NOTIFICATIONS_HISTORY_BACKEND", "notifications.history.memory.InMemoryHistory"
+    )
 if os.environ.get("NOTIFICATIONS_HEARTBEAT"):
     NOTIFICATIONS["HEARTBEAT"] = float(os.environ["NOTIFICATIONS_HEARTBEAT"])
 if os.environ.get("NOTIFICATIONS_MAX_UNSENT_BYTES"):

@@ -1,5 +1,9 @@
 """The benchmark script runs end to end and its client reads what the server sends."""
 
+import os
+import subprocess
+import sys
+
 from benchmarks.run import Scale, parse_arguments, run
 
 TINY = Scale(
@@ -33,3 +37,17 @@ async def test_benchmark_measures_every_scenario_against_daphne(capsys):
     printed = capsys.readouterr().out
     for title in ("## capacity", "## fanout", "## drain", "## storm", "## targets", "## JSON"):
         assert title in printed
+
+
+def test_history_benchmark_measures_both_backends():
+    output = subprocess.run(
+        [sys.executable, "-m", "benchmarks.history", "--events", "400", "--size", "100"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings"},
+    ).stdout.splitlines()
+
+    assert [line.split()[0] for line in output] == ["µs", "InMemoryHistory", "DatabaseHistory", "ratio"]
+    assert all(float(value) > 0 for line in output[1:] for value in line.split()[1:])

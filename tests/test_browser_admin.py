@@ -73,12 +73,16 @@ def test_report_action_runs_in_the_background_and_the_row_follows_it_live(contex
     expect(status).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
     assert page.evaluate("window.renderedCell === document.querySelector('[data-field=status]')")
     expect(page.locator("[data-field=progress]")).to_have_text(f"100% · Section {SECTIONS} of {SECTIONS}")
-    expect(page.locator("[data-field=outcome]")).to_contain_text('"title":"Q3"')
+    expect(page.get_by_role("progressbar", name="Progress of generate_report")).to_have_js_property(
+        "value", 100
+    )
+    expect(page.locator("[data-field=outcome]")).to_have_text(f"Report “Q3” is ready: {SECTIONS} sections.")
     expect(page.locator("[data-field=duration]")).to_have_text(re.compile(r"^\d+\.\d s$"))
 
-    toast = page.locator(".notifications-toast").filter(has_text="generate_report succeeded")
+    toast = page.locator(".notifications-toast").filter(has_text="Report “Q3” is ready")
     expect(toast).to_have_count(1)
-    expect(toast.locator(".notifications-toast-title")).to_have_text("Task completed")
+    expect(toast.locator(".notifications-toast-title")).to_have_text("generate_report finished")
+    expect(toast).to_have_attribute("data-kind", "success")
     # The run's completion reached this staff page twice (its type's topic and
     # the user's private topic) and was toasted once.
     page.wait_for_function("window.recorded.types.filter((type) => type === 'task_completed').length >= 2")

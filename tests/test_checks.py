@@ -156,6 +156,10 @@ class CheckDeploymentTests(SimpleTestCase):
     def test_w001_in_memory_layer(self):
         self.assertEqual(check_deployment(None), [W001])
 
+    def test_w001_not_raised_for_a_history_shared_between_processes(self):
+        with notifications_settings(HISTORY_BACKEND="notifications.history.database.DatabaseHistory"):
+            self.assertEqual(check_deployment(None), [])
+
     def test_w001_not_raised_for_a_redis_layer(self):
         with override_settings(CHANNEL_LAYERS=REDIS_LAYER):
             self.assertEqual(check_deployment(None), [])

@@ -45,7 +45,20 @@ def test_successful_run_publishes_enqueued_started_completed(owner):
     completed = events[-1][1]
     assert completed["result"] == 5
     assert completed["duration"] == round((result.finished_at - result.started_at).total_seconds(), 3)
+    assert completed["summary"] is None, "add() says nothing for people"
     assert "error" not in completed
+
+
+def test_a_task_says_what_it_did_with_a_summary_in_its_dict_result(owner):
+    tasks.echo.enqueue({"rows": 3, "summary": "Imported 3 rows."}, enqueued_by=owner.pk)
+    tasks.echo.enqueue({"summary": "z" * 1000}, enqueued_by=owner.pk)
+    tasks.echo.enqueue({"summary": 3}, enqueued_by=owner.pk)
+
+    completions = [data for _, data in published("task_completed")]
+    assert completions[0]["summary"] == "Imported 3 rows."
+    assert completions[0]["result"] == {"rows": 3, "summary": "Imported 3 rows."}
+    assert len(completions[1]["summary"]) == SUMMARY_CHARS, "cut short like results"
+    assert completions[2]["summary"] is None, "only a string is a sentence"
 
 
 def test_failed_run_publishes_error_class_and_message(owner):
@@ -55,6 +68,7 @@ def test_failed_run_publishes_error_class_and_message(owner):
     _, completed = lifecycle_events()[-1]
     assert completed["status"] == "failed"
     assert completed["error"] == {"class": "builtins.ValueError", "message": "disk full on /var"}
+    assert completed["summary"] == "disk full on /var"
     assert "result" not in completed
 
 

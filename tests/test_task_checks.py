@@ -8,6 +8,7 @@ from notifications.checks import check_settings, check_tasks
 from .task_helpers import DATABASE_TASKS, notifications_with
 
 IMMEDIATE_TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+DATABASE_HISTORY = "notifications.history.database.DatabaseHistory"
 REDIS_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
 
 
@@ -62,14 +63,18 @@ def test_embedded_worker_option_must_be_none_or_a_name():
     ]
 
 
-def test_separate_workers_with_an_in_memory_layer_warn():
+@pytest.mark.parametrize("layers", [None, REDIS_LAYERS], ids=["in-memory-layer", "redis-layer"])
+def test_separate_workers_with_an_in_memory_history_warn(settings, layers):
+    # A worker's publish() refuses events its own in-memory history would keep.
+    if layers:
+        settings.CHANNEL_LAYERS = layers
     with override_settings(TASKS=DATABASE_TASKS):
         warnings = check_tasks()
 
     assert ids(warnings) == ["notifications.W010"]
     assert warnings[0].msg == (
-        "Tasks of TASKS ['default'] run in separate worker processes, but the notifications channel "
-        "layer is in-memory: their events never reach the server."
+        "Tasks of TASKS ['default'] run in separate worker processes, but the notifications history "
+        "is kept in each process: their events never reach the server."
     )
 
 
@@ -78,9 +83,9 @@ def test_separate_workers_with_an_in_memory_layer_warn():
     [
         {"TASKS": IMMEDIATE_TASKS},
         {"TASKS": DATABASE_TASKS, "NOTIFICATIONS": notifications_with(EMBEDDED_TASK_WORKER="default")},
-        {"TASKS": DATABASE_TASKS, "CHANNEL_LAYERS": REDIS_LAYERS},
+        {"TASKS": DATABASE_TASKS, "NOTIFICATIONS": notifications_with(HISTORY_BACKEND=DATABASE_HISTORY)},
     ],
-    ids=["tasks-run-inline", "tasks-run-in-the-server", "layer-crosses-processes"],
+    ids=["tasks-run-inline", "tasks-run-in-the-server", "history-shared-by-processes"],
 )
 def test_no_warning_when_task_events_can_reach_the_server(changes):
     with override_settings(**changes):

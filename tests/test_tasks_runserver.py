@@ -106,7 +106,13 @@ async def test_runserver_alone_runs_the_admin_task_demo_and_stops_cleanly(server
     assert ("task_progress", "running") in statuses
     completed = stream.of_type("task_completed")[0].json()
     assert completed["status"] == "succeeded"
-    assert completed["result"] == {"report": QUICK, "title": "Quick", "sections": 3}
+    assert completed["result"] == {
+        "report": QUICK,
+        "title": "Quick",
+        "sections": 3,
+        "summary": "Report “Quick” is ready: 3 sections.",
+    }
+    assert completed["summary"] == "Report “Quick” is ready: 3 sections."
     assert completed["enqueued_by"] == ADMIN_ID
     # The demo's own receiver records the run just after the event goes out.
     final_cell = f'data-task-id="{completed["task_id"]}" data-field="status">succeeded<'

@@ -9,7 +9,7 @@ Keys, under ``prefix`` (``notifications`` by default):
   ``size`` entries; entry ids are ``<seq>-0``, so Redis itself keeps each
   topic in id order;
 - ``<prefix>:evicted``, a hash: per topic, the highest seq trimmed away, so
-  events_after() knows when a client asks for something that is gone;
+  read() knows when a reader asks for something that is gone;
 - ``<prefix>:topics``, a set of the topics that have a stream.
 
 Every operation is one Lua script, so an append (sequence, stream entry,

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django import template
+from django.urls import reverse
 from django.utils.csp import CONTEXT_KEY as CSP_NONCE
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -27,6 +28,18 @@ LIVE_FIELDS = {
 @register.simple_tag
 def live_cell(run: TaskRun, field: str) -> SafeString:
     """Render ``field`` of ``run`` in an element the live script updates from events."""
+    if field == "progress":
+        # A progress bar (role progressbar, its value read out by screen
+        # readers) beside the same text; the bar itself holds no text.
+        return format_html(
+            '<span class="task-progress" data-task-id="{}" data-field="progress">'
+            '<progress max="100" value="{}" aria-label="Progress of {}"></progress> '
+            '<span class="task-progress-text">{}</span></span>',
+            run.task_id,
+            round(run.progress * 100),
+            run.task_name,
+            run.progress_text(),
+        )
     return format_html(
         '<span data-task-id="{}" data-field="{}">{}</span>', run.task_id, field, LIVE_FIELDS[field](run)
     )
@@ -55,5 +68,7 @@ def task_runs_live(context: template.Context) -> dict[str, Any]:
             "completed": TASK_COMPLETED,
             "userId": user.pk,
             "username": user.get_username(),
+            # Where a finished run's toast links to: the page of the run.
+            "runUrl": reverse("task_run", args=["TASK_ID"]),
         },
     }

@@ -25,7 +25,9 @@
  *       "closed".
  *   notifications.state, notifications.role ("leader" holds the connection,
  *       "follower" gets events from it), notifications.lastEventId
- *   notifications.formatToast = (event) => text or null (no toast)
+ *   notifications.formatToast = (event) => text or null (no toast), or
+ *       {text, title, kind, href}: kind sets the toast's data-kind (style it
+ *       in CSS), href adds a link to the toast (all shown as text only)
  *   notifications.close()
  *
  * The same happenings are dispatched on `document` as CustomEvents
@@ -531,7 +533,7 @@
     }
 
     // Text only: whatever the payload holds is shown, never interpreted.
-    show(title, text, kind) {
+    show(title, text, kind, href) {
       const toast = document.createElement("div");
       toast.className = "notifications-toast";
       toast.dataset.kind = kind;
@@ -551,6 +553,13 @@
         if (event.key === "Escape") toast.remove();
       });
       toast.append(heading, body, close);
+      if (href) {
+        const link = document.createElement("a");
+        link.className = "notifications-toast-link";
+        link.href = href;
+        link.textContent = "View";
+        body.append(" ", link);
+      }
       const stack = this.container();
       stack.append(toast);
       while (stack.children.length > MAX_TOASTS) stack.firstElementChild.remove();
@@ -777,7 +786,11 @@
           reportError(error); // A page's formatter must not break the stream.
           return;
         }
-        if (text !== null && text !== undefined) this.api.toasts.show(humanize(event.type), String(text), "event");
+        if (text !== null && typeof text === "object") {
+          this.api.toasts.show(text.title ?? humanize(event.type), String(text.text), text.kind ?? "event", text.href);
+        } else if (text !== null && text !== undefined) {
+          this.api.toasts.show(humanize(event.type), String(text), "event");
+        }
       }
     }
 

@@ -1,24 +1,26 @@
 // Task runs on the page, kept live from the page's one notifications client
 // ({% task_runs_live %} puts both on the page), text only:
 // - updates every element rendered by {% live_cell %} (data-task-id,
-//   data-field), with the same texts as TaskRun.progress_text() and friends;
+//   data-field), with the same texts as TaskRun.progress_text() and friends,
+//   and the progress bar inside the progress cell;
 // - adds a row to <tbody data-task-runs> for a run not yet on the page;
-// - toasts the user's own runs when they finish, in the client's toasts,
-//   once per run: on a page that watches every run, the user's own runs
-//   arrive twice (on their type's topic and on the user's private topic).
+// - toasts the user's own runs when they finish, on every page that has the
+//   tag: the task's summary sentence (or the error), styled by outcome
+//   (data-kind "success" or "failure"), linking to the run's page. Once per
+//   run: on a page that watches every run, the user's own runs arrive twice
+//   (on their type's topic and on the user's private topic).
 (() => {
   "use strict";
 
   const config = JSON.parse(document.getElementById("task-runs-config").textContent);
+  const percent = (run) => Math.round(run.fraction * 100);
   const texts = {
     status: (run) => run.status,
     progress: (run) =>
-      run.fraction === undefined
-        ? undefined
-        : `${Math.round(run.fraction * 100)}%` + (run.message ? ` · ${run.message}` : ""),
+      run.fraction === undefined ? undefined : `${percent(run)}%` + (run.message ? ` · ${run.message}` : ""),
     outcome: (run) =>
       run.status === "succeeded"
-        ? JSON.stringify(run.result)
+        ? (run.summary ?? JSON.stringify(run.result))
         : run.status === "failed"
           ? `${run.error.class.split(".").pop()}: ${run.error.message}`
           : undefined,
@@ -27,6 +29,19 @@
   const mine = (run) => run.enqueued_by != null && String(run.enqueued_by) === String(config.userId);
   const starter = (run) => (run.enqueued_by == null ? "" : mine(run) ? config.username : `user #${run.enqueued_by}`);
   const cellsOf = (run) => document.querySelectorAll(`[data-task-id="${CSS.escape(run.task_id)}"][data-field]`);
+  const runUrl = (run) => config.runUrl.replace("TASK_ID", encodeURIComponent(run.task_id));
+
+  // The same markup as {% live_cell run "progress" %}.
+  function progressCell(cell, run) {
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute("aria-label", `Progress of ${run.task_name}`);
+    const text = document.createElement("span");
+    text.className = "task-progress-text";
+    cell.className = "task-progress";
+    cell.append(bar, " ", text);
+  }
 
   function addRow(run) {
     const body = document.querySelector("tbody[data-task-runs]");
@@ -34,11 +49,19 @@
     const row = body.insertRow(0);
     for (const field of ["task_name", "status", "progress", "outcome", "duration", "started_by"]) {
       const cell = row.insertCell();
-      if (field in texts) {
-        cell.dataset.taskId = run.task_id;
-        cell.dataset.field = field;
+      if (field === "task_name") {
+        const link = document.createElement("a");
+        link.href = runUrl(run);
+        link.textContent = run.task_name;
+        cell.append(link);
+      } else if (field in texts) {
+        const live = document.createElement("span");
+        live.dataset.taskId = run.task_id;
+        live.dataset.field = field;
+        if (field === "progress") progressCell(live, run);
+        cell.append(live);
       } else {
-        cell.textContent = field === "task_name" ? run.task_name : starter(run);
+        cell.textContent = starter(run);
       }
     }
   }
@@ -47,7 +70,14 @@
     if (!cellsOf(run).length) addRow(run);
     for (const cell of cellsOf(run)) {
       const text = texts[cell.dataset.field](run);
-      if (text !== undefined) cell.textContent = text;
+      if (text === undefined) continue;
+      const bar = cell.querySelector("progress");
+      if (bar) {
+        bar.value = percent(run);
+        cell.querySelector(".task-progress-text").textContent = text;
+      } else {
+        cell.textContent = text;
+      }
     }
   }
 
@@ -60,6 +90,12 @@
     const run = event.data;
     if (event.type !== config.completed || !mine(run) || toasted.has(run.task_id)) return null;
     toasted.add(run.task_id);
-    return `${run.task_name} ${run.status}: ${texts.outcome(run)}`;
+    const succeeded = run.status === "succeeded";
+    return {
+      title: `${run.task_name} ${succeeded ? "finished" : "failed"}`,
+      text: run.summary ?? texts.outcome(run),
+      kind: succeeded ? "success" : "failure",
+      href: runUrl(run),
+    };
   };
 })();
