@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning
 from django.utils.module_loading import import_string
 
-from .access import AUTHENTICATED, PUBLIC
+from .access import AUTHENTICATED, PUBLIC, public_types
 from .conf import DEFAULTS
 from .cors import ANY_ORIGIN
 from .exceptions import describe
@@ -172,6 +172,7 @@ def check_settings(app_configs=None, **kwargs):
                 )
             )
     errors += _check_history(history_class, options)
+    errors += _check_default_client_types(options)
     layer = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
     if _non_empty_str(layer) and layer not in getattr(settings, "CHANNEL_LAYERS", {}):
         errors.append(
@@ -186,6 +187,26 @@ def check_settings(app_configs=None, **kwargs):
     if "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE:
         errors.append(W004)
     return errors
+
+
+def _check_default_client_types(options: dict) -> list:
+    """Check that the client tag's default stream (every public type) is within MAX_TYPES_PER_STREAM."""
+    limit = options.get("MAX_TYPES_PER_STREAM", DEFAULTS["MAX_TYPES_PER_STREAM"])
+    if not _positive_int(limit) or not isinstance(options.get("ACCESS", {}), dict):
+        return []
+    # The tag adds the user's private topic to the public types.
+    wanted = len(public_types()) + 1
+    if wanted <= limit:
+        return []
+    return [
+        Error(
+            f"The notifications_client tag's default stream needs {wanted} topics (every public event "
+            f"type and the user's own), more than NOTIFICATIONS['MAX_TYPES_PER_STREAM'] ({limit}); "
+            "such a stream is refused and the browser client stops.",
+            hint="Raise NOTIFICATIONS['MAX_TYPES_PER_STREAM'], or pass types= to each notifications_client.",
+            id="notifications.E008",
+        )
+    ]
 
 
 def _check_history(history_class, options: dict) -> list:

@@ -53,7 +53,7 @@ class CheckSettingsTests(SimpleTestCase):
             "STREAM_QUEUE_BYTES": (0.5, 1024),
             "POLL_INTERVAL": (0, 0.2),
             "MAX_UNSENT_BYTES": (0, 1),
-            "MAX_TYPES_PER_STREAM": (True, 2),
+            "MAX_TYPES_PER_STREAM": (True, 4),
             "MAX_PAYLOAD_BYTES": ("65536", 65536),
             "DRAIN_TIMEOUT": (-5, 2.5),
             "HISTORY_OPTIONS": (None, {"key": "value"}),
@@ -110,6 +110,16 @@ class CheckSettingsTests(SimpleTestCase):
                         )
                     ],
                 )
+
+    def test_e008_default_client_stream_over_max_types_per_stream(self):
+        # The test settings declare three public types; the tag adds the user's topic.
+        with notifications_settings(MAX_TYPES_PER_STREAM=3):
+            [error] = check_settings(None)
+        self.assertEqual(error.id, "notifications.E008")
+        self.assertIn("needs 4 topics", error.msg)
+        self.assertIn("NOTIFICATIONS['MAX_TYPES_PER_STREAM'] (3)", error.msg)
+        with notifications_settings(MAX_TYPES_PER_STREAM=4):
+            self.assertEqual(check_settings(None), [])
 
     def test_e006_channel_layer_alias_is_not_configured(self):
         with notifications_settings(CHANNEL_LAYER="events"):

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Template
 from django.test import RequestFactory
 
@@ -94,3 +95,12 @@ def test_csp_nonce_reaches_the_script_and_stylesheet():
     html = render('{% notifications_client types="alpha" %}', csp_nonce="n0nce")
 
     assert html.count('nonce="n0nce"') == 2
+
+
+def test_more_topics_than_a_stream_may_have_is_refused_at_render(settings):
+    """The server would answer 400, and EventSource never retries after one."""
+    settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "MAX_TYPES_PER_STREAM": 2}
+    user = User(pk=7, username="seven")
+
+    with pytest.raises(ImproperlyConfigured, match=r"subscribes to 3 topics \(alpha, beta, user\.7\)"):
+        render('{% notifications_client types="alpha,beta" private=True %}', user=user)

@@ -9,6 +9,7 @@ interpolated into JavaScript) and the deferred script.
 from typing import Any
 
 from django import template
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 from django.utils.csp import CONTEXT_KEY as CSP_NONCE
 
@@ -53,6 +54,14 @@ def notifications_client(
     if private and user is not None and user.is_authenticated:
         topics.append(user_topic(user))
         names = list(dict.fromkeys([*names, *private_names]))
+    limit = setting("MAX_TYPES_PER_STREAM")
+    if len(topics) > limit:
+        # The server would refuse such a stream with a 400, and EventSource
+        # does not retry after one: fail here, where the cause is visible.
+        raise ImproperlyConfigured(
+            f"notifications_client subscribes to {len(topics)} topics ({', '.join(topics)}), more than "
+            f"NOTIFICATIONS['MAX_TYPES_PER_STREAM'] ({limit}). Pass fewer types=, or raise the limit."
+        )
     return {
         # The tag's template gets only this dict; pass a CSP nonce through.
         CSP_NONCE: context.get(CSP_NONCE),
