@@ -1,5 +1,6 @@
 """Live notifications for Django over Server-Sent Events."""
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -17,4 +18,18 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
     return await apublish(event_type, data, user=user)
 
 
-__all__ = ["apublish", "publish"]
+def publish_many(events: Iterable[tuple]) -> list[str]:
+    """Publish several events from sync code and return their ids (see publishing.py)."""
+    from .publishing import publish_many
+
+    return publish_many(events)
+
+
+async def apublish_many(events: Iterable[tuple]) -> list[str]:
+    """Publish several events from async code and return their ids (see publishing.py)."""
+    from .publishing import apublish_many
+
+    return await apublish_many(events)
+
+
+__all__ = ["apublish", "apublish_many", "publish", "publish_many"]

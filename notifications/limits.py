@@ -19,18 +19,21 @@ class RateLimiter:
         self._lock = threading.Lock()
         self.refused = 0
 
-    def wait_time(self, key: str, rate: float, burst: int, now: float | None = None) -> float:
-        """Take one token for ``key``; return 0 if granted, else seconds until one is free."""
+    def wait_time(self, key: str, rate: float, burst: int, now: float | None = None, cost: int = 1) -> float:
+        """
+        Take ``cost`` tokens (at most ``burst``) for ``key``; return 0 if
+        granted, else seconds until they are free.
+        """
         now = time.monotonic() if now is None else now
         with self._lock:
             tokens, since = self._buckets.get(key, (burst, now))
             tokens = min(burst, tokens + (now - since) * rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
+            if tokens >= cost:
+                self._buckets[key] = (tokens - cost, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
             self.refused += 1
-            return (1 - tokens) / rate
+            return (cost - tokens) / rate
 
     def reset(self) -> None:
         """Forget every bucket (settings changed)."""

@@ -47,6 +47,13 @@ LOGGED_OUT = "logged_out"
 # event arrives, never whether or in which order.
 LAYER_MESSAGE_TYPE = "notifications.event"
 
+# Every hub's channel is also in this group, woken once for a publish that
+# spans several topics (publish_many to many users). A hyphen, so that no
+# topic's group ("notifications.<topic>") can be named alike.
+EVERY_HUB_GROUP = "notifications-every-hub"
+# The topic of a wake-up sent to EVERY_HUB_GROUP.
+ANY_TOPIC = "*"
+
 _ID = re.compile(r"([0-9a-z]{1,32})-([0-9]{1,19})")
 
 

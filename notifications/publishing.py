@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -23,7 +24,7 @@ from . import process
 from .conf import setting
 from .exceptions import NotificationsError, PayloadError, PublishRefused, UndeliverableEvent, describe
 from .history import get_history
-from .protocol import layer_message
+from .protocol import ANY_TOPIC, EVERY_HUB_GROUP, layer_message
 from .topics import check_registered, group_name, user_topic
 
 logger = logging.getLogger(__name__)
@@ -58,14 +59,46 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
     With ``user`` (a user or a primary key) the event goes to that user's
     private topic only. Everything is checked before anything is stored, so
     an invalid event leaves no trace. Raise BackendUnavailable, with nothing
-    stored, when the history cannot be reached (Redis down). Once this
-    returns, the event is delivered to every stream of its topic. Raise
+    stored, when the history cannot be reached (Redis down), and
     UndeliverableEvent in a process that serves no streams and keeps its
-    history to itself (a manage.py shell with the in-memory history).
+    history to itself (a manage.py shell with the in-memory history). Once
+    this returns, the event is delivered to every stream of its topic.
     """
+    [event_id] = await _publish([_prepare(event_type, data, user)])
+    return event_id
+
+
+async def apublish_many(events: Iterable[tuple[str, Any] | tuple[str, Any, Any]]) -> list[str]:
+    """
+    Publish several events at once and return their ids, in order.
+
+    Each event is ``(event_type, data)`` or ``(event_type, data, user)``:
+    "notify these 10,000 users" is one call, one history write per
+    APPEND_CHUNK events and one channel-layer message in all. Every event is
+    checked before any is stored.
+    """
+    encoded: dict[int, str] = {}
+    items = [_prepare(*event, encoded=encoded) for event in events]
+    return await _publish(items) if items else []
+
+
+def _prepare(
+    event_type: str, data: Any, user: Any = None, *, encoded: dict | None = None
+) -> tuple[str, str, str]:
+    """Return (topic, event type, JSON data) of an event, checked; raise if it is invalid."""
     check_registered(event_type)
     topic = event_type if user is None else user_topic(user)
-    text = encode_data(data)
+    # The same data sent to many users is encoded once.
+    if encoded is None or id(data) not in encoded:
+        text = encode_data(data)
+        if encoded is not None:
+            encoded[id(data)] = text
+    else:
+        text = encoded[id(data)]
+    return topic, event_type, text
+
+
+async def _publish(items: list[tuple[str, str, str]]) -> list[str]:
     if process.stopping:
         raise PublishRefused(
             "This process is shutting down and accepts no new events. "
@@ -79,21 +112,28 @@ async def apublish(event_type: str, data: Any, *, user: Any = None) -> str:
             "NOTIFICATIONS['HISTORY_BACKEND'] to 'notifications.history.database.DatabaseHistory' "
             "(or RedisHistory), or POST the event to the server's /sse/publish/<type>/ endpoint."
         )
-    event = await history.append(topic, event_type, text)
-    published[event_type] += 1
+    events = await history.append_many(items)
+    for _, event_type, _ in items:
+        published[event_type] += 1
+    topics = {topic for topic, _, _ in items}
+    # One wake-up: the topic's group, or every hub's when there are several.
+    if len(topics) == 1:
+        group, message = group_name(items[0][0]), layer_message(items[0][0], events[-1].id)
+    else:
+        group, message = EVERY_HUB_GROUP, layer_message(ANY_TOPIC, events[-1].id)
     layer = get_channel_layer(setting("CHANNEL_LAYER"))
     try:
-        await layer.group_send(group_name(topic), layer_message(topic, event.id))
+        await layer.group_send(group, message)
     except Exception as exc:
         # Layers raise their own errors (redis-py's for channels_redis). The
-        # event is stored: the hubs' next poll of the history delivers it.
+        # events are stored: the hubs' next poll of the history delivers them.
         logger.warning(
             "Channel layer group_send failed id=%s error=%r; streams get the event within "
             "NOTIFICATIONS['POLL_INTERVAL']",
-            event.id,
+            events[-1].id,
             describe(exc),
         )
-    return event.id
+    return [event.id for event in events]
 
 
 def publish(event_type: str, data: Any, *, user: Any = None) -> str:
@@ -101,22 +141,36 @@ def publish(event_type: str, data: Any, *, user: Any = None) -> str:
     Publish from synchronous code (views, signal receivers, tasks, commands,
     the shell) and return the event id. In async code use apublish().
     """
+    return _run_in_serving_loop(apublish(event_type, data, user=user))
+
+
+def publish_many(events: Iterable[tuple[str, Any] | tuple[str, Any, Any]]) -> list[str]:
+    """Sync twin of apublish_many()."""
+    return _run_in_serving_loop(apublish_many(list(events)))
+
+
+async def _awaited[T](coroutine: Coroutine[Any, Any, T]) -> T:
+    return await coroutine
+
+
+def _run_in_serving_loop[T](coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         pass
     else:
+        coroutine.close()
         raise NotificationsError(
             "publish() cannot be called from a running event loop. Use 'await apublish()' in async code."
         )
     loop = process.serving_loop
     if loop is None or not loop.is_running():
-        return async_to_sync(apublish)(event_type, data, user=user)
+        return async_to_sync(_awaited)(coroutine)
     # Hand the event to the loop that serves streams: the in-memory layer is
     # not thread-safe, and its receivers wait on that loop. Wait as long as
     # that loop runs: giving up earlier would report an event as failed that
     # may still be stored and delivered.
-    future = asyncio.run_coroutine_threadsafe(apublish(event_type, data, user=user), loop)
+    future = asyncio.run_coroutine_threadsafe(coroutine, loop)
     while True:
         try:
             return future.result(SYNC_PUBLISH_CHECK_INTERVAL)

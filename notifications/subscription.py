@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from .exceptions import describe
-from .protocol import LAYER_MESSAGE_TYPE
+from .protocol import EVERY_HUB_GROUP, LAYER_MESSAGE_TYPE
 from .stats import HubStats
 from .topics import group_name
 
@@ -69,6 +69,9 @@ class Subscription:
                 self.channel = await self.layer.new_channel("notifications.")
                 self._spawn(self._receive_loop(self.channel))
                 self._spawn(self._refresh_loop())
+                refresh = True
+            if wanted and refresh:
+                await self.layer.group_add(EVERY_HUB_GROUP, self.channel)
             for topic in wanted if refresh else wanted - self.joined:
                 await self.layer.group_add(group_name(topic), self.channel)
                 self.joined.add(topic)
@@ -76,6 +79,7 @@ class Subscription:
                 await self.layer.group_discard(group_name(topic), self.channel)
                 self.joined.discard(topic)
             if not wanted and self.channel is not None:
+                await self.layer.group_discard(EVERY_HUB_GROUP, self.channel)
                 for task in self._tasks:
                     task.cancel()
                 self.channel = None

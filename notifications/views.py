@@ -25,7 +25,7 @@ from .cors import with_cors
 from .exceptions import BackendUnavailable, InvalidEventType, PayloadError, PublishRefused
 from .limits import publish_limiter
 from .metrics import CONTENT_TYPE, exposition
-from .publishing import apublish
+from .publishing import apublish, apublish_many
 from .streams import event_stream
 from .topics import check_registered, check_topic
 
@@ -112,20 +112,23 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
     return response
 
 
-@csrf_exempt  # Authenticated by bearer token, never by cookie.
-async def publish(request: HttpRequest, event_type: str) -> HttpResponse:
-    """Publish the JSON body as an event; for services that are not Django."""
+def _publisher_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Return the answer to a request that may not publish at all, else None."""
     token = setting("PUBLISH_TOKEN")
     if not token:
         return _plain(404, "Publishing over HTTP is off: NOTIFICATIONS['PUBLISH_TOKEN'] is not set.")
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    refused = _bearer_refusal(request, token)
-    if refused is not None:
-        return refused
+    return _bearer_refusal(request, token)
+
+
+def _rate_refusal(events: int) -> HttpResponse | None:
+    """Return a 429 if the token may not publish ``events`` more events now, else None."""
     rate = setting("PUBLISH_RATE")
     if rate is not None:
-        wait = publish_limiter.wait_time(token, rate, setting("PUBLISH_BURST"))
+        wait = publish_limiter.wait_time(
+            setting("PUBLISH_TOKEN"), rate, setting("PUBLISH_BURST"), cost=events
+        )
         if wait:
             return _plain(
                 429,
@@ -133,26 +136,85 @@ async def publish(request: HttpRequest, event_type: str) -> HttpResponse:
                 "retry later.",
                 **{"Retry-After": str(math.ceil(wait))},
             )
+    return None
+
+
+def _json_body(request: HttpRequest, limit: int) -> tuple[object, HttpResponse | None]:
+    """Return the request's JSON body, or the answer refusing it."""
+    declared = request.headers.get("Content-Length", "0")
+    # Refuse a large body by its declared length, before reading it.
+    if (declared.isdigit() and int(declared) > limit) or len(request.body) > limit:
+        return None, _plain(413, f"The body is larger than {limit} bytes.")
+    try:
+        return json.loads(request.body, parse_constant=_reject_nonstandard_constant), None
+    except (ValueError, RecursionError) as exc:
+        return None, _plain(400, f"The body is not valid JSON: {exc}.")
+
+
+async def _published(publishing) -> HttpResponse:
+    """Await ``publishing`` and answer 202 with what it returns, or why it refused."""
+    try:
+        result = await publishing
+    except PayloadError as exc:
+        return _plain(413, str(exc))
+    except InvalidEventType as exc:
+        return _plain(400, str(exc))
+    except (PublishRefused, BackendUnavailable) as exc:
+        return _plain(503, str(exc), **{"Retry-After": "1"})
+    return JsonResponse(result, status=202)
+
+
+@csrf_exempt  # Authenticated by bearer token, never by cookie.
+async def publish(request: HttpRequest, event_type: str) -> HttpResponse:
+    """Publish the JSON body as an event; for services that are not Django."""
+    refused = _publisher_refusal(request) or _rate_refusal(1)
+    if refused is not None:
+        return refused
     try:
         check_registered(event_type)
     except InvalidEventType as exc:
         return _plain(404, str(exc))
-    limit = setting("MAX_PAYLOAD_BYTES")
-    declared = request.headers.get("Content-Length", "0")
-    # Refuse a large body by its declared length, before reading it.
-    if (declared.isdigit() and int(declared) > limit) or len(request.body) > limit:
-        return _plain(413, f"The body is larger than {limit} bytes.")
-    try:
-        data = json.loads(request.body, parse_constant=_reject_nonstandard_constant)
-    except (ValueError, RecursionError) as exc:
-        return _plain(400, f"The body is not valid JSON: {exc}.")
-    try:
-        event_id = await apublish(event_type, data)
-    except PayloadError as exc:
-        return _plain(413, str(exc))
-    except (PublishRefused, BackendUnavailable) as exc:
-        return _plain(503, str(exc), **{"Retry-After": "1"})
-    return JsonResponse({"id": event_id}, status=202)
+    data, refused = _json_body(request, setting("MAX_PAYLOAD_BYTES"))
+    if refused is not None:
+        return refused
+
+    async def publishing():
+        return {"id": await apublish(event_type, data)}
+
+    return await _published(publishing())
+
+
+@csrf_exempt  # Authenticated by bearer token, never by cookie.
+async def publish_many(request: HttpRequest) -> HttpResponse:
+    """
+    Publish ``{"events": [{"type": ..., "data": ..., "user": pk}, ...]}`` at
+    once (``user`` optional: that user's private topic). All or none: an
+    invalid event refuses the whole request before anything is stored.
+    """
+    refused = _publisher_refusal(request)
+    if refused is not None:
+        return refused
+    burst = setting("PUBLISH_BURST")
+    body, refused = _json_body(request, setting("MAX_PAYLOAD_BYTES") * burst)
+    if refused is not None:
+        return refused
+    events = body.get("events") if isinstance(body, dict) else None
+    if not (
+        isinstance(events, list) and all(isinstance(e, dict) and {"type", "data"} <= e.keys() for e in events)
+    ):
+        return _plain(400, 'The body must be {"events": [{"type": ..., "data": ..., "user": ...}, ...]}.')
+    if len(events) > burst:
+        return _plain(
+            413, f"{len(events)} events; at most {burst} (NOTIFICATIONS['PUBLISH_BURST']) a request."
+        )
+    refused = _rate_refusal(len(events))
+    if refused is not None:
+        return refused
+
+    async def publishing():
+        return {"ids": await apublish_many((e["type"], e["data"], e.get("user")) for e in events)}
+
+    return await _published(publishing())
 
 
 @require_GET

@@ -85,7 +85,7 @@ async def test_user_over_own_limit_is_refused_while_others_are_not():
         assert not bob_stream.ended and not anonymous.ended
         await close_all(streams)
     await streams_open(0)
-    assert get_hub().by_user == {}
+    assert get_hub().fanout.by_user == {}
 
 
 async def test_none_lifts_stream_limits():

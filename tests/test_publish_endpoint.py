@@ -149,3 +149,57 @@ async def test_json_body_is_republished_compactly(client):
 
     [event] = await stored_events(get_history(), ["alpha"], start)
     assert event.data == '{"a":[1,2],"b":"\\u00e9"}'
+
+
+async def test_bulk_post_publishes_every_event_and_answers_their_ids(client):
+    start = await get_history().head()
+    body = {"events": [{"type": "alpha", "data": {"n": n}} for n in range(3)]}
+    body["events"].append({"type": "task_completed", "data": {"done": True}, "user": 42})
+
+    response = await post(client, "/sse/publish/", json.dumps(body).encode())
+
+    assert response.status_code == 202
+    ids = response.json()["ids"]
+    assert [event.id for event in await stored_events(get_history(), ["alpha", "user.42"], start)] == ids
+
+
+async def test_bulk_post_with_one_invalid_event_stores_nothing(client):
+    start = await get_history().head()
+    body = {"events": [{"type": "alpha", "data": 1}, {"type": "nope", "data": 2}]}
+
+    response = await post(client, "/sse/publish/", json.dumps(body).encode())
+
+    assert response.status_code == 400
+    assert "nope" in reason(response)
+    assert await get_history().head() == start
+
+
+async def test_bulk_post_of_the_wrong_shape_or_over_the_burst_is_refused(client):
+    wrong = await post(client, "/sse/publish/", b'{"events": [{"type": "alpha"}]}')
+    with notifications_settings(PUBLISH_BURST=2):
+        too_many = await post(
+            client, "/sse/publish/", json.dumps({"events": [{"type": "alpha", "data": 0}] * 3})
+        )
+
+    assert wrong.status_code == 400
+    assert too_many.status_code == 413
+    assert reason(too_many) == "3 events; at most 2 (NOTIFICATIONS['PUBLISH_BURST']) a request.\n"
+
+
+async def test_bulk_post_counts_every_event_against_the_rate(client):
+    with notifications_settings(PUBLISH_RATE=0.001, PUBLISH_BURST=3):
+        first = await post(
+            client, "/sse/publish/", json.dumps({"events": [{"type": "alpha", "data": 0}] * 2})
+        )
+        second = await post(
+            client, "/sse/publish/", json.dumps({"events": [{"type": "alpha", "data": 0}] * 2})
+        )
+
+    assert first.status_code == 202
+    assert second.status_code == 429
+
+
+async def test_bulk_post_needs_the_token(client):
+    response = await post(client, "/sse/publish/", b'{"events": []}', headers={})
+
+    assert response.status_code == 401

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.test import AsyncClient
 
-from notifications import apublish, process, publish
+from notifications import apublish, apublish_many, process, publish, publish_many
 from notifications.exceptions import InvalidEventType, NotificationsError, PayloadError, PublishRefused
 from notifications.history import EventId, get_history
 
@@ -197,3 +197,42 @@ async def test_publish_is_refused_while_the_process_stops():
         "Publish from another process or after the restart."
     )
     assert await get_history().head() == start
+
+
+async def test_publish_many_to_many_users_stores_each_event_once_in_order():
+    start = await get_history().head()
+    users = [f"u{n}" for n in range(250)]
+
+    ids = await apublish_many(("task_completed", {"report": 1}, user) for user in users)
+
+    assert [EventId.parse(event_id).seq for event_id in ids] == list(range(start.seq + 1, start.seq + 251))
+    [event] = await stored_since(start, topics=["user.u7"])
+    assert (event.id, event.type, event.data) == (ids[7], "task_completed", '{"report":1}')
+
+
+async def test_publish_many_refuses_all_when_one_event_is_invalid():
+    start = await get_history().head()
+
+    with pytest.raises(InvalidEventType):
+        await apublish_many([("alpha", {"n": 1}), ("no-such-type", {}), ("beta", {"n": 2})])
+
+    assert await get_history().head() == start
+
+
+async def test_publish_many_wakes_every_hub_once_and_streams_get_their_events():
+    from notifications.streams import event_stream
+
+    alice, bob = event_stream(["user.alice"], None), event_stream(["user.bob", "alpha"], None)
+    await anext(alice), await anext(bob)
+
+    ids = await apublish_many([("alpha", {}), ("task_completed", {}, "alice"), ("task_completed", {}, "bob")])
+
+    assert event_ids([await asyncio.wait_for(anext(alice), 5)]) == [ids[1]]
+    assert event_ids([await asyncio.wait_for(anext(bob), 5)]) == [ids[0], ids[2]]
+    await alice.aclose(), await bob.aclose()
+
+
+def test_publish_many_from_sync_code_returns_the_ids():
+    ids = publish_many([("alpha", {"n": 1}), ("beta", {"n": 2})])
+
+    assert [EventId.parse(event_id).seq for event_id in ids] == [1, 2]

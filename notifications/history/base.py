@@ -65,6 +65,10 @@ class EventHistory:
         """Store a new event of ``event_type`` on ``topic``; return it with its id."""
         raise NotImplementedError("subclasses of EventHistory must provide append()")
 
+    async def append_many(self, items: list[tuple[str, str, str]]) -> list[Event]:
+        """Store (topic, event type, data) ``items`` in order; return the events with their ids."""
+        return [await self.append(topic, event_type, data) for topic, event_type, data in items]
+
     async def head(self) -> EventId:
         """Return the id of the newest event (seq 0 when there is none)."""
         raise NotImplementedError("subclasses of EventHistory must provide head()")

@@ -35,14 +35,21 @@ class InMemoryHistory(EventHistory):
         self._lock = threading.Lock()
 
     async def append(self, topic: str, event_type: str, data: str) -> Event:
+        [event] = await self.append_many([(topic, event_type, data)])
+        return event
+
+    async def append_many(self, items: list[tuple[str, str, str]]) -> list[Event]:
+        events = []
         with self._lock:
-            self._seq += 1
-            event = Event(event_type, data, f"{self.epoch}-{self._seq}")
-            records = self._records.setdefault(topic, [])
-            records.append(Record(self._seq, topic, event))
-            if len(records) > 2 * self.size:
-                self._evict(topic, records)
-            return event
+            for topic, event_type, data in items:
+                self._seq += 1
+                event = Event(event_type, data, f"{self.epoch}-{self._seq}")
+                records = self._records.setdefault(topic, [])
+                records.append(Record(self._seq, topic, event))
+                if len(records) > 2 * self.size:
+                    self._evict(topic, records)
+                events.append(event)
+        return events
 
     async def head(self) -> EventId:
         return EventId(self.epoch, self._seq)

@@ -39,6 +39,8 @@ from ..exceptions import BackendUnavailable, describe
 from .base import EventHistory, EventId, Page, Record
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+# Events stored by one script in append_many().
+APPEND_CHUNK = 500
 
 # Shared by every script: find the current epoch, or start a new one.
 _EPOCH = """
@@ -56,28 +58,35 @@ local function current_epoch(state, topics, evicted, prefix, candidate)
 end
 """
 
-# KEYS: state, topics, evicted, stream. ARGV: prefix, candidate epoch, size,
-# topic, event type, data.
+# KEYS: state, topics, evicted, then the stream of each event. ARGV: prefix,
+# candidate epoch, size, then topic, event type and data of each event.
+# Returns the epoch and the seq of each event.
 _APPEND = (
     _EPOCH
     + """
 local epoch = current_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local size = tonumber(ARGV[3])
-local topic = ARGV[4]
-if size == 0 then
-    redis.call('HSET', KEYS[3], topic, seq)
-    return {epoch, seq}
+local seqs = {}
+for i = 4, #KEYS do
+    local stream = KEYS[i]
+    local at = 4 + (i - 4) * 3
+    local topic = ARGV[at]
+    local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+    seqs[#seqs + 1] = seq
+    if size == 0 then
+        redis.call('HSET', KEYS[3], topic, seq)
+    else
+        local excess = redis.call('XLEN', stream) - size + 1
+        if excess > 0 then
+            local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+            redis.call('HSET', KEYS[3], topic, string.match(gone[#gone][1], '^(%d+)'))
+        end
+        redis.call('SADD', KEYS[2], topic)
+        local id = string.format('%d-0', seq)
+        redis.call('XADD', stream, 'MAXLEN', size, id, 'type', ARGV[at + 1], 'data', ARGV[at + 2])
+    end
 end
-local excess = redis.call('XLEN', KEYS[4]) - size + 1
-if excess > 0 then
-    local gone = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', excess)
-    local last = string.match(gone[#gone][1], '^(%d+)')
-    redis.call('HSET', KEYS[3], topic, last)
-end
-redis.call('SADD', KEYS[2], topic)
-redis.call('XADD', KEYS[4], 'MAXLEN', size, string.format('%d-0', seq), 'type', ARGV[5], 'data', ARGV[6])
-return {epoch, seq}
+return {epoch, seqs}
 """
 )
 
@@ -179,10 +188,27 @@ class RedisHistory(EventHistory):
         self._scripts: dict[str, AsyncScript] = {}
 
     async def append(self, topic: str, event_type: str, data: str) -> Event:
-        keys = [self._state, self._topics, self._evicted, self._stream(topic)]
-        arguments = [self.prefix, secrets.token_hex(4), self.size, topic, event_type, data]
-        epoch, seq = await self._run(_APPEND, keys, arguments)
-        return Event(event_type, data, f"{epoch}-{seq}")
+        [event] = await self.append_many([(topic, event_type, data)])
+        return event
+
+    async def append_many(self, items: list[tuple[str, str, str]]) -> list[Event]:
+        events = []
+        # One script per chunk: atomic, and short enough not to hold Redis up.
+        for start in range(0, len(items), APPEND_CHUNK):
+            chunk = items[start : start + APPEND_CHUNK]
+            keys = [self._state, self._topics, self._evicted, *(self._stream(topic) for topic, _, _ in chunk)]
+            arguments = [
+                self.prefix,
+                secrets.token_hex(4),
+                self.size,
+                *(value for item in chunk for value in item),
+            ]
+            epoch, seqs = await self._run(_APPEND, keys, arguments)
+            events += [
+                Event(event_type, data, f"{epoch}-{seq}")
+                for (_, event_type, data), seq in zip(chunk, seqs, strict=True)
+            ]
+        return events
 
     async def head(self) -> EventId:
         keys = [self._state, self._topics, self._evicted]
