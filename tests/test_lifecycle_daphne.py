@@ -5,6 +5,7 @@ and a prompt exit with status 0 and no traceback.
 """
 
 import asyncio
+import http.client
 import signal
 import time
 
@@ -103,23 +104,62 @@ async def test_publish_during_drain_is_refused_with_a_clear_error(tmp_path, serv
         server.stop()
 
 
-async def test_drain_timeout_still_ends_stuck_streams_properly_with_one_warning(tmp_path, server_env):
+async def test_after_drain_timeout_streams_get_a_farewell_and_other_responses_fail_visibly(
+    tmp_path, server_env
+):
     server = start_daphne(tmp_path, server_env, NOTIFICATIONS_DRAIN_TIMEOUT="1")
     try:
         ours = await open_streams(server.port, "/sse/subscribe/announcement/", 20)
         stubborn = SSEClient("127.0.0.1", server.port, "/probe/stubborn/")
         await stubborn.connect()
         await stubborn.read_until(lambda c: c.comments > 0, 5)
+        download = SSEClient("127.0.0.1", server.port, "/probe/download/")
+        await download.connect()
+        await download.read_until(lambda c: b"0,row" in c.body, 5)
         server.signal(signal.SIGTERM)
         assert all(await asyncio.gather(*(client.read_to_end(10) for client in ours)))
         assert await stubborn.read_to_end(10), "a stream that ignores shutdown is still terminated"
         assert stubborn.events[-1].event == "server_shutdown"
+        assert not await download.read_to_end(10), "a download is not made to look complete"
+        assert download.cut
+        assert b"server_shutdown" not in download.body and b"retry:" not in download.body
         assert await asyncio.to_thread(server.wait, 15) == 0
         output = server.output()
         warnings = [line for line in output.splitlines() if "did not end within" in line]
         assert len(warnings) == 1, output
-        assert "requests=1" in warnings[0]
+        assert "requests=2" in warnings[0]
         assert problem_lines(output) == []
+    finally:
+        server.stop()
+
+
+def get(port: int, path: str) -> tuple[int, str | None, bytes]:
+    """GET ``path``; return the status, the Connection header and the body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.getheader("Connection"), response.read()
+    finally:
+        connection.close()
+
+
+async def test_a_request_arriving_during_the_drain_is_served_with_connection_close(tmp_path, server_env):
+    server = start_daphne(tmp_path, server_env, NOTIFICATIONS_DRAIN_TIMEOUT="10")
+    try:
+        [stream] = await open_streams(server.port, "/sse/subscribe/announcement/", 1)
+        in_flight = asyncio.create_task(asyncio.to_thread(get, server.port, "/probe/slow/?seconds=1"))
+        await asyncio.sleep(0.3)
+        server.signal(signal.SIGTERM)
+        assert await stream.read_to_end(5)
+        # Arrives during the drain and outlasts every request in flight then.
+        late = await asyncio.to_thread(get, server.port, "/probe/slow/?seconds=1.5")
+        assert late == (200, "close", b"slow done\n")
+        assert await in_flight == (200, "close", b"slow done\n")
+        assert await asyncio.to_thread(server.wait, 15) == 0
+        output = server.output()
+        assert problem_lines(output) == []
+        assert "forced=0" in output
     finally:
         server.stop()
 

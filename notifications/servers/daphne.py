@@ -33,6 +33,7 @@ import functools
 import logging
 import sys
 import time
+import weakref
 
 from .. import backpressure, lifecycle
 from ..conf import setting
@@ -45,6 +46,10 @@ logger = logging.getLogger(__name__)
 TESTED_DAPHNE = "4."
 # Seconds to let closed connections flush their last bytes to the client.
 FLUSH_TIMEOUT = 2
+# Seconds between two looks for requests that arrived during a drain.
+RESCAN_INTERVAL = 0.1
+# Servers that are draining: their new responses close their connection.
+_draining: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def problems() -> list[str]:
@@ -108,7 +113,9 @@ def install() -> None:
 
     @functools.wraps(stock_handle_reply)
     async def handle_reply(server, protocol, message):
-        if message["type"] == "http.response.body" and message.get("more_body") and _too_far_behind(protocol):
+        if message["type"] == "http.response.start" and server in _draining:
+            message = _close_after_this_response(protocol, message)
+        elif _too_far_behind(protocol, message):
             logger.debug("Closing a stream whose client stopped reading client=%s", protocol.client_addr)
             protocol.channel.transport.abortConnection()
             return
@@ -131,32 +138,43 @@ async def _stop_or_fall_back(server, stock_kill_all_applications) -> None:
 async def _stop(server) -> None:
     started = time.monotonic()
     timeout = setting("DRAIN_TIMEOUT")
+    _draining.add(server)
     closing = _stop_keep_alive(server)
     streams, remaining = await lifecycle.drain_streams(timeout)
-    # Let every application finish (Django then sends request_finished).
-    pending = [
-        details["application_instance"]
-        for details in server.connections.values()
-        if "application_instance" in details and not details["application_instance"].done()
-    ]
-    if pending:
-        left = max(timeout - (time.monotonic() - started), 0.1)
-        _, still_running = await asyncio.wait(pending, timeout=left)
-    else:
-        still_running = set()
+    still_running = await _wait_for_applications(server, started + timeout)
     if remaining or still_running:
         logger.warning(
             "Stopping requests=%d that did not end within NOTIFICATIONS['DRAIN_TIMEOUT']=%ss; "
-            "their responses are ended now",
+            "event streams get a farewell, other responses are aborted",
             len(still_running),
             timeout,
         )
-        _end_responses(server, setting("RETRY_MS"))
+        _end_responses(server, still_running, setting("RETRY_MS"))
         for application_instance in still_running:
             application_instance.cancel()
         await asyncio.gather(*still_running, return_exceptions=True)
     await _wait_closed(closing, FLUSH_TIMEOUT)
     lifecycle.stopped(streams, started, forced=len(still_running))
+
+
+async def _wait_for_applications(server, deadline: float) -> set:
+    """
+    Wait until every application has finished (Django then sends
+    request_finished), also those of requests that arrive during the drain:
+    the port stays open, and they are served like any other. Return those
+    still running at ``deadline``.
+    """
+    while True:
+        running = {
+            details["application_instance"]
+            for details in server.connections.values()
+            if "application_instance" in details and not details["application_instance"].done()
+        }
+        left = deadline - time.monotonic()
+        if not running or left <= 0:
+            return running
+        # Look again now and then for requests that arrived meanwhile.
+        await asyncio.wait(running, timeout=min(left, RESCAN_INTERVAL))
 
 
 def _stop_keep_alive(server) -> set:
@@ -184,14 +202,40 @@ def _stop_keep_alive(server) -> set:
     return channels
 
 
-def _end_responses(server, retry_ms: int) -> None:
-    # A response still open after the drain timeout: write the farewell and
-    # the chunked terminator through Daphne itself, then cancel the app.
-    for protocol in list(server.connections):
-        if getattr(protocol, "_response_started", False) and not protocol.finished:
+def _close_after_this_response(protocol, message: dict) -> dict:
+    """
+    Return the start of a response sent during a drain, with "Connection:
+    close", and make Twisted close the connection after it: a proxy must not
+    send the next request to a stopping process. (Twisted decides whether a
+    connection persists when a request's headers arrive, so a request that
+    arrives during the drain needs this.)
+    """
+    channel = getattr(protocol, "channel", None)
+    if channel is not None:
+        channel.persistent = False
+    headers = list(message.get("headers", []))
+    if not any(name.lower() == b"connection" for name, _ in headers):
+        headers.append((b"connection", b"close"))
+    return {**message, "headers": headers}
+
+
+def _end_responses(server, still_running: set, retry_ms: int) -> None:
+    """
+    End the responses of applications still running after the drain timeout:
+    an event stream with the farewell and a proper end, written through
+    Daphne itself; anything else (a download, a CSV export, a slow page) by
+    aborting the connection without the chunked terminator, so the client
+    sees a failure and not a complete-looking but truncated body.
+    """
+    for protocol, details in list(server.connections.items()):
+        if details.get("application_instance") not in still_running or protocol.finished:
+            continue
+        if protocol._response_started and _is_event_stream(protocol):
             protocol.handle_reply(
                 {"type": "http.response.body", "body": farewell(retry_ms), "more_body": False}
             )
+        elif protocol.channel is not None and protocol.channel.transport is not None:
+            protocol.channel.transport.abortConnection()
 
 
 async def _wait_closed(channels: set, timeout: float) -> None:
@@ -205,7 +249,9 @@ async def _wait_closed(channels: set, timeout: float) -> None:
         await asyncio.sleep(0.01)
 
 
-def _too_far_behind(protocol) -> bool:
+def _too_far_behind(protocol, message: dict) -> bool:
+    if message["type"] != "http.response.body" or not message.get("more_body"):
+        return False
     transport = getattr(getattr(protocol, "channel", None), "transport", None)
     if transport is None or not _is_event_stream(protocol):
         return False

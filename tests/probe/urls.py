@@ -5,5 +5,6 @@ from . import views
 urlpatterns = [
     path("probe/slow/", views.slow),
     path("probe/stubborn/", views.stubborn_stream),
+    path("probe/download/", views.endless_download),
     path("", include("project.urls")),
 ]

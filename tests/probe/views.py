@@ -18,3 +18,14 @@ async def stubborn_stream(request):
             await asyncio.sleep(0.1)
 
     return StreamingHttpResponse(forever(), content_type="text/event-stream")
+
+
+async def endless_download(request):
+    """A streaming CSV export that ignores shutdown: after the drain timeout it must fail visibly."""
+
+    async def rows():
+        for n in range(100_000):
+            yield f"{n},row\n".encode()
+            await asyncio.sleep(0.1)
+
+    return StreamingHttpResponse(rows(), content_type="text/csv")
