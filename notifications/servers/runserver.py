@@ -94,6 +94,8 @@ def install() -> None:
     """Replace Django's run_with_reloader, unless an internal is missing."""
     if problems():
         return  # Django's own reloader then runs; check W202 says why.
+    if os.name != "posix":
+        return  # Descriptors and signals to threads as used here are POSIX only.
     if autoreload.run_with_reloader is not run_with_reloader:
         autoreload.run_with_reloader = run_with_reloader
 
@@ -187,7 +189,7 @@ def _stop_when_parent_says(stopping: threading.Event) -> None:
             while os.read(fd, 1):
                 pass
         except OSError:
-            pass
+            return  # Not the parent's pipe: nothing to watch.
         if not stopping.is_set():
             # Delivered to the main thread, so its sleep in the reloader
             # loop ends at once and the handler above runs there.
