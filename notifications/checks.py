@@ -410,11 +410,13 @@ def check_tasks(app_configs=None, **kwargs):
 
 def check_servers(app_configs=None, **kwargs):
     """Check that the server internals the clean stop relies on are there (notifications/servers/)."""
+    from . import asgi
     from .servers import runserver
 
     adapters = [
         (_daphne_adapter(), "Daphne", "notifications.W201"),
         (runserver, "Django's autoreloader", "notifications.W202"),
+        (asgi, "Django's ASGI handler", "notifications.W203"),
     ]
     messages = []
     for adapter, name, check_id in adapters:
@@ -422,10 +424,8 @@ def check_servers(app_configs=None, **kwargs):
             continue
         missing, version = adapter.problems(), adapter.untested_version()
         if missing:
-            message = (
-                f"{name} lacks internals that the clean stop relies on: {', '.join(missing)}; "
-                "open streams are cut when it stops or reloads."
-            )
+            lacks = ", ".join(missing)
+            message = f"{name} lacks internals the clean stop relies on: {lacks}; {adapter.FALLBACK}."
         elif version:
             message = f"{name} {version} is not a version the clean stop was tested with."
         else:

@@ -35,7 +35,7 @@ def test_check_names_a_missing_internal(monkeypatch):
     assert isinstance(warning, Warning)
     assert warning.id == "notifications.W201"
     assert "daphne.server.twisted_loop" in warning.msg
-    assert "open streams are cut" in warning.msg
+    assert "a stop cuts every open stream" in warning.msg
 
 
 def test_check_names_an_instance_attribute_daphne_no_longer_sets(monkeypatch):

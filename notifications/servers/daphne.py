@@ -42,12 +42,12 @@ from . import code_mentions
 
 logger = logging.getLogger(__name__)
 
+# What happens when an internal is missing (system check W201).
+FALLBACK = "a stop cuts every open stream, as stock Daphne does"
 # Daphne versions this adapter was written and tested against.
 TESTED_DAPHNE = "4."
 # Seconds to let closed connections flush their last bytes to the client.
 FLUSH_TIMEOUT = 2
-# Seconds between two looks for requests that arrived during a drain.
-RESCAN_INTERVAL = 0.1
 # Servers that are draining: their new responses close their connection.
 _draining: "weakref.WeakSet" = weakref.WeakSet()
 
@@ -173,8 +173,8 @@ async def _wait_for_applications(server, deadline: float) -> set:
         left = deadline - time.monotonic()
         if not running or left <= 0:
             return running
-        # Look again now and then for requests that arrived meanwhile.
-        await asyncio.wait(running, timeout=min(left, RESCAN_INTERVAL))
+        # Requests that arrived meanwhile are found by the next look.
+        await asyncio.wait(running, timeout=left)
 
 
 def _stop_keep_alive(server) -> set:

@@ -59,6 +59,8 @@ from . import code_mentions, daphne
 
 logger = logging.getLogger(__name__)
 
+# What happens when an internal is missing (system check W202).
+FALLBACK = "Django's own reloader runs, and reloads and stops cut every open stream"
 # Django versions this adapter was written and tested against.
 TESTED_DJANGO = [(6, 0), (6, 1)]
 # Environment variables naming the descriptors a child inherits.
