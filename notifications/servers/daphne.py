@@ -26,6 +26,10 @@ system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
 - ``twisted.internet.abstract.FileDescriptor.dataBuffer``, ``.offset`` and
   ``._tempDataLen``: the bytes a connection has not sent yet.
 - ``daphne.server.twisted_loop``: the asyncio loop the reactor runs on.
+- ``Server.verbosity`` and ``Server.http_factory`` (optional, skipped when
+  absent): at verbosity 0 or 1 Server.run() sends Twisted's log nowhere, so
+  during a drain the factory's ``log()`` (twisted.web.http.HTTPFactory) is
+  replaced by a no-op instead of formatting a line per request for nothing.
 """
 
 import asyncio
@@ -139,6 +143,7 @@ async def _stop(server) -> None:
     started = time.monotonic()
     timeout = setting("DRAIN_TIMEOUT")
     _draining.add(server)
+    _skip_discarded_access_lines(server)
     closing = _stop_keep_alive(server)
     streams, remaining = await lifecycle.drain_streams(timeout)
     still_running = await _wait_for_applications(server, started + timeout)
@@ -175,6 +180,14 @@ async def _wait_for_applications(server, deadline: float) -> set:
             return running
         # Requests that arrived meanwhile are found by the next look.
         await asyncio.wait(running, timeout=left)
+
+
+def _skip_discarded_access_lines(server) -> None:
+    # At verbosity 0 or 1 Daphne sends Twisted's log nowhere, yet Twisted
+    # formats an access line for every finished request: a tenth of the
+    # drain's CPU when thousands of streams end at once.
+    if getattr(server, "verbosity", 2) <= 1 and hasattr(server, "http_factory"):
+        server.http_factory.log = lambda request: None
 
 
 def _stop_keep_alive(server) -> set:
