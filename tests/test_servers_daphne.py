@@ -6,7 +6,10 @@ one ERROR line: a prompt exit, never a hang.
 
 import asyncio
 import logging
+import os
 import signal
+import subprocess
+import sys
 
 import daphne
 import daphne.server
@@ -74,6 +77,19 @@ async def test_a_failing_drain_falls_back_to_daphnes_stop_with_one_error(monkeyp
         "The drain failed (RuntimeError('drain broke')); stopping the Daphne way, open streams are cut"
     ]
     assert running.cancelled(), "Daphne's own stop cancelled the application"
+
+
+def test_manage_py_check_reports_the_missing_internal(tmp_path, server_env):
+    env = {**os.environ, **server_env, "DJANGO_SETTINGS_MODULE": "tests.broken_daphne_settings"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "(notifications.W201) Daphne lacks internals the clean stop relies on: daphne.server.twisted_loop"
+        in result.stderr
+    )
 
 
 async def test_daphne_with_a_missing_internal_still_stops_promptly_with_one_error(tmp_path, server_env):
