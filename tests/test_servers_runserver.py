@@ -19,7 +19,7 @@ from notifications import apublish
 from notifications.checks import check_servers
 from notifications.history import get_history, reset_history
 from notifications.servers import runserver
-from notifications.testing import free_port, open_streams
+from notifications.testing import free_port, http_request, open_streams
 from notifications.testing import runserver as runserver_process
 
 from .conftest import ROOT
@@ -177,5 +177,24 @@ async def test_killed_parent_leaves_no_file_and_no_process_and_streams_end_clean
             await asyncio.sleep(0.05)
         assert not Path(f"/proc/{child}").exists(), "the child stops when its parent is gone"
         assert problem_lines(server.output()) == []
+    finally:
+        server.stop()
+
+
+async def test_a_child_that_cannot_exit_leaves_anyway_with_one_error(tmp_path, server_env):
+    env = {**server_env, "NOTIFICATIONS_DRAIN_TIMEOUT": "1"}
+    port = free_port()
+    server = runserver_process(port, env=env, cwd=ROOT).start(tmp_path / "runserver.log")
+    try:
+        [client] = await open_streams(port, "/sse/subscribe/announcement/", 1)
+        started = await asyncio.to_thread(http_request, port, "GET", "/probe/stuck-thread/")
+        assert started == (200, b"started\n")
+
+        server.signal(signal.SIGTERM)
+
+        assert await client.read_to_end(10)
+        assert await asyncio.to_thread(server.wait, 30) == 0, server.output()
+        errors = problem_lines(server.output())
+        assert len(errors) == 1 and "did not exit within" in errors[0], server.output()
     finally:
         server.stop()

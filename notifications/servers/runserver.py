@@ -66,6 +66,8 @@ TESTED_DJANGO = [(6, 0), (6, 1)]
 # Environment variables naming the descriptors a child inherits.
 HANDOVER_FD_ENV = "NOTIFICATIONS_HISTORY_FD"
 STOP_FD_ENV = "NOTIFICATIONS_STOP_FD"
+# Seconds a reloader child may take to exit after its drain.
+EXIT_GRACE = 2
 # The thread start_django() runs the server in.
 SERVER_THREAD = "django-main-thread"
 # A larger handover is not restored: it cannot come from HISTORY_SIZE events
@@ -110,6 +112,7 @@ def run_with_reloader(main_func, *args, **kwargs) -> None:
     if os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true":
         sys.exit(_run_parent())
     stopping = _exit_on_first_signal()
+    exit_code = 0
     try:
         _stop_when_parent_says(stopping)
         _take_history_over()
@@ -118,8 +121,12 @@ def run_with_reloader(main_func, *args, **kwargs) -> None:
         autoreload.start_django(reloader, main_func, *args, **kwargs)
     except KeyboardInterrupt:
         pass
+    except SystemExit as leaving:
+        exit_code = leaving.code  # 3 asks the parent for a new child.
+        raise
     finally:
         stopping.set()
+        _exit_if_stuck(exit_code, daphne.stop_budget() + EXIT_GRACE)
         _stop_server()
         _hand_history_over()
 
@@ -169,6 +176,23 @@ def _exit_on_first_signal() -> threading.Event:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     return stopping
+
+
+def _exit_if_stuck(exit_code: int, seconds: float) -> None:
+    """
+    Leave with ``exit_code`` if the process still runs ``seconds`` from now:
+    after the drain, the interpreter waits for every non-daemon thread (a
+    thread a view started, a sync call that never returns), and a reloader
+    child must never hang its parent.
+    """
+
+    def exit_now():
+        logger.error("runserver did not exit within %ss of stopping; leaving now", seconds)
+        os._exit(exit_code)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
 
 
 def _inherited_fd(name: str) -> int | None:

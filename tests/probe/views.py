@@ -1,4 +1,6 @@
 import asyncio
+import threading
+import time
 
 from django.http import HttpResponse, StreamingHttpResponse
 
@@ -29,3 +31,9 @@ async def endless_download(request):
             await asyncio.sleep(0.1)
 
     return StreamingHttpResponse(rows(), content_type="text/csv")
+
+
+def start_stuck_thread(request):
+    """Start a non-daemon thread that outlives a stop: the interpreter would wait for it at exit."""
+    threading.Thread(target=time.sleep, args=(600,), name="probe-stuck", daemon=False).start()
+    return HttpResponse("started\n")
