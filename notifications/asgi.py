@@ -22,11 +22,14 @@ A stream the client left, and every other request, is served exactly as by
 Django.
 
 Django internals this relies on (django/core/handlers/asgi.py; checked by
-problems(), reported by system check notifications.W203; tested with Django
-6.1): ``ASGIHandler.handle()`` calls ``self.send_response()`` and then only
-closes the response; an exception raised by ``send_response()`` leaves
-``handle()`` (its TaskGroup re-raises a single exception), which is how the
-close is taken over. And from asgiref (tested with 3.13):
+problems(), reported by system check notifications.W203): Django 6.1's
+``ASGIHandler.handle()`` calls ``self.send_response()`` in a TaskGroup and
+then only closes the response; an exception raised by ``send_response()``
+leaves ``handle()`` (it re-raises a single exception of the group), which is
+how the close is taken over. Django 5.2 and 6.0 run send_response() in a
+task of their own and handle its errors differently: there, and with a
+Django newer than 6.1 until it is tested, Django closes each response
+itself (the drain is slower, nothing else changes). And from asgiref (tested with 3.13):
 ``asgiref.sync._restore_context()``, which sync_to_async() runs to make a
 request's Local values visible in the thread; the batch runs it for each
 response. With another Django version, or without it, Django closes each
@@ -46,16 +49,19 @@ from django.urls import Resolver404, get_resolver
 
 from .servers import code_mentions
 
-# Django versions whose ASGIHandler.handle() this was written and tested against.
-TESTED_DJANGO = [(6, 1)]
+# The Django version whose ASGIHandler.handle() this was written and tested against.
+TESTED_DJANGO = (6, 1)
 # Set for the requests of stream views whose close is batched.
 _batched_close = contextvars.ContextVar("notifications_batched_close", default=False)
 
 
 def problems() -> list[str]:
-    """Return the internals listed above that this Django lacks."""
+    """Return the internals listed above that this Django (6.1 or later) lacks."""
+    if django.VERSION[:2] < TESTED_DJANGO:
+        return []  # Older Djangos close each response themselves, as documented.
     handle = getattr(ASGIHandler, "handle", None)
     expected = {
+        "ASGIHandler.handle() sending in a TaskGroup": code_mentions(handle, "TaskGroup"),
         "ASGIHandler.handle() calling send_response()": code_mentions(handle, "send_response"),
         "ASGIHandler.handle() closing the response": code_mentions(handle, "close"),
         "asgiref.sync._restore_context()": hasattr(asgiref_sync, "_restore_context"),
@@ -64,8 +70,8 @@ def problems() -> list[str]:
 
 
 def untested_version() -> str | None:
-    """Return the installed Django version if this handler was not tested with it."""
-    return None if django.VERSION[:2] in TESTED_DJANGO else django.get_version()
+    """Return the installed Django version if it is newer than the one this was tested with."""
+    return django.get_version() if django.VERSION[:2] > TESTED_DJANGO else None
 
 
 # What happens when an internal is missing (system check W203).
@@ -77,7 +83,7 @@ FALLBACK = (
 
 @functools.cache
 def _can_batch_close() -> bool:
-    return not problems() and not untested_version()
+    return django.VERSION[:2] == TESTED_DJANGO and not problems()
 
 
 class _ResponseSent(Exception):

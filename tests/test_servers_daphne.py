@@ -112,3 +112,14 @@ async def test_daphne_with_a_missing_internal_still_stops_promptly_with_one_erro
         ]
     finally:
         server.stop()
+
+
+def test_a_daphne_without_kill_all_applications_is_left_alone(monkeypatch):
+    monkeypatch.delattr(Server, "kill_all_applications")
+    stock_handle_reply = Server.handle_reply
+
+    adapter.install()
+
+    assert not hasattr(Server, "kill_all_applications")
+    assert Server.handle_reply is stock_handle_reply
+    assert "Server.kill_all_applications" in check_servers()[0].msg

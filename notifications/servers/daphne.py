@@ -95,10 +95,10 @@ def install() -> None:
     """Take over Daphne's shutdown and reply path (daphne.server must be imported)."""
     from daphne.server import Server
 
-    if getattr(Server.kill_all_applications, "drains", False):
-        return
-    stock_kill_all_applications = Server.kill_all_applications
-    stock_handle_reply = Server.handle_reply
+    stock_kill_all_applications = getattr(Server, "kill_all_applications", None)
+    stock_handle_reply = getattr(Server, "handle_reply", None)
+    if stock_kill_all_applications is None or getattr(stock_kill_all_applications, "drains", False):
+        return  # Nothing to take over (check W201 says so), or done already.
 
     @functools.wraps(stock_kill_all_applications)
     def kill_all_applications(server):
@@ -115,7 +115,6 @@ def install() -> None:
         stopping = _stop_or_fall_back(server, stock_kill_all_applications)
         return defer.Deferred.fromFuture(asyncio.ensure_future(stopping, loop=twisted_loop))
 
-    @functools.wraps(stock_handle_reply)
     async def handle_reply(server, protocol, message):
         if message["type"] == "http.response.start" and server in _draining:
             message = _close_after_this_response(protocol, message)
@@ -128,7 +127,7 @@ def install() -> None:
     kill_all_applications.drains = True
     Server.kill_all_applications = kill_all_applications
     if not problems():
-        Server.handle_reply = handle_reply
+        Server.handle_reply = functools.wraps(stock_handle_reply)(handle_reply)
 
 
 async def _stop_or_fall_back(server, stock_kill_all_applications) -> None:

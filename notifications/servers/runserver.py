@@ -22,7 +22,7 @@ on as PYTHONUNBUFFERED in restart_with_reloader()):
   thread (servers/daphne.py drains), then the history is handed over.
 
 Django internals this module relies on (checked by problems(), reported by
-system check notifications.W202; tested with Django 6.1):
+system check notifications.W202; tested with Django 5.2 to 6.1):
 
 - ``autoreload.run_with_reloader`` is looked up at call time by runserver's
   run() (django/core/management/commands/runserver.py).
@@ -62,7 +62,7 @@ logger = logging.getLogger(__name__)
 # What happens when an internal is missing (system check W202).
 FALLBACK = "Django's own reloader runs, and reloads and stops cut every open stream"
 # Django versions this adapter was written and tested against.
-TESTED_DJANGO = [(6, 0), (6, 1)]
+TESTED_DJANGO = [(5, 2), (6, 0), (6, 1)]
 # Environment variables naming the descriptors a child inherits.
 HANDOVER_FD_ENV = "NOTIFICATIONS_HISTORY_FD"
 STOP_FD_ENV = "NOTIFICATIONS_STOP_FD"
