@@ -151,14 +151,18 @@ def get(port: int, path: str) -> tuple[int, str | None, bytes]:
 async def test_a_request_arriving_during_the_drain_is_served_with_connection_close(patient_server):
     server = patient_server
     [stream] = await open_streams(server.port, "/sse/subscribe/announcement/", 1)
-    in_flight = asyncio.create_task(asyncio.to_thread(get, server.port, "/probe/slow/?seconds=1"))
-    await asyncio.sleep(0.3)
+    in_flight = SSEClient("127.0.0.1", server.port, "/probe/download/?rows=10")
+    await in_flight.connect()
+    await in_flight.read_until(lambda c: b"0,row" in c.body, 5)
     server.signal(signal.SIGTERM)
-    assert await stream.read_to_end(5)
+    assert await stream.read_to_end(5), "the drain has begun"
+
     # Arrives during the drain and outlasts every request in flight then.
     late = await asyncio.to_thread(get, server.port, "/probe/slow/?seconds=1.5")
+
     assert late == (200, "close", b"slow done\n")
-    assert await in_flight == (200, "close", b"slow done\n")
+    assert await in_flight.read_to_end(5), "the download in flight finished"
+    assert in_flight.body == b"".join(f"{n},row\n".encode() for n in range(10))
     assert await exits_cleanly(server)
     assert "forced=0" in server.output()
 

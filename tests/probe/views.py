@@ -23,10 +23,13 @@ async def stubborn_stream(request):
 
 
 async def endless_download(request):
-    """A streaming CSV export that ignores shutdown: after the drain timeout it must fail visibly."""
+    """
+    A streaming CSV export of ?rows=N rows, 0.1 s apart, that ignores
+    shutdown: after the drain timeout it must fail visibly.
+    """
 
     async def rows():
-        for n in range(100_000):
+        for n in range(int(request.GET.get("rows", "100000"))):
             yield f"{n},row\n".encode()
             await asyncio.sleep(0.1)
 
