@@ -234,10 +234,17 @@ def _stop_server() -> None:
         logger.error("Stopping the server failed (%r); leaving, open streams are cut", error)
 
 
-def _take_history_over() -> None:
-    fd = _inherited_fd(HANDOVER_FD_ENV)
+def _handover_fd() -> int | None:
+    """Return the inherited handover file, if there is one and this history can be handed over."""
     history = get_history()
-    if fd is None or not hasattr(history, "restore"):
+    if not (hasattr(history, "dump") and hasattr(history, "restore")):
+        return None  # A shared history (Redis) needs no handover.
+    return _inherited_fd(HANDOVER_FD_ENV)
+
+
+def _take_history_over() -> None:
+    fd = _handover_fd()
+    if fd is None:
         return
     try:
         size = os.fstat(fd).st_size
@@ -247,7 +254,7 @@ def _take_history_over() -> None:
             raise ValueError(f"{size} bytes is more than {MAX_HANDOVER_BYTES}")
         state = json.loads(_read_all(fd, size))
         _check_history_state(state)
-        history.restore(state)
+        get_history().restore(state)
     except Exception as error:  # Whatever is wrong with it, runserver must start.
         logger.warning("Discarding the history handed over by the previous runserver process: %s", error)
     finally:
@@ -258,12 +265,11 @@ def _take_history_over() -> None:
 
 
 def _hand_history_over() -> None:
-    fd = _inherited_fd(HANDOVER_FD_ENV)
-    history = get_history()
-    if fd is None or not hasattr(history, "dump"):
+    fd = _handover_fd()
+    if fd is None:
         return
     try:
-        data = json.dumps(history.dump()).encode()
+        data = json.dumps(get_history().dump()).encode()
         os.ftruncate(fd, 0)
         written = 0
         while written < len(data):
