@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from notifications.stop_check import children_cpu_seconds, cpu_seconds
 from notifications.testing import ServerProcess, daphne, free_port, http_request
 
 from .client import worker_main
@@ -126,12 +127,6 @@ def proc_status(pid: int) -> dict:
     return {"rss_kib": fields["VmRSS"], "threads": fields["Threads"]}
 
 
-def cpu_seconds(pid: int) -> float:
-    """Return user + system CPU seconds used by ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def runqueue_wait_seconds(pid: int) -> float:
     """Return how long the main thread of ``pid`` has waited for a CPU while runnable."""
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
@@ -139,9 +134,8 @@ def runqueue_wait_seconds(pid: int) -> float:
 
 def log_problems(output: str) -> dict:
     """Count tracebacks and ERROR lines; keep what our server says about its drain."""
-    said = [
-        line for line in output.splitlines() if line.startswith(("Draining", "Drained", "Stopping requests"))
-    ]
+    markers = ("Draining streams", "Drained streams", "Stopping requests", "Cannot drain", "The drain failed")
+    said = [line for line in output.splitlines() if any(marker in line for marker in markers)]
     return {
         "tracebacks": output.count("Traceback"),
         "error_lines": sum("ERROR" in line for line in output.splitlines()),
@@ -308,10 +302,14 @@ class Bench:
 
     async def drain(self, target: Target, server: ServerProcess, streams: int, after: str) -> dict:
         """SIGTERM the server with ``streams`` open; time the exit, see how streams ended."""
+        # The server's CPU from the signal to its exit: unlike the exit time,
+        # it does not grow when other work shares the cores.
+        cpu_before = cpu_seconds(server.process.pid) + children_cpu_seconds()
         sent_at = server.signal(signal.SIGTERM)
         ends = asyncio.ensure_future(self.pool.watch_end(DRAIN_WAIT))
         returncode = await asyncio.to_thread(server.wait, DRAIN_WAIT)
         exit_after = time.monotonic() - sent_at if returncode is not None else None
+        exit_cpu = children_cpu_seconds() - cpu_before
         ended = await ends
         problems = log_problems(server.output())
         return self.record(
@@ -320,6 +318,7 @@ class Bench:
             after=after,
             streams=streams,
             exit_seconds=exit_after,
+            exit_cpu_seconds=round(exit_cpu, 2) if returncode is not None else None,
             returncode=returncode,
             clean=ended["clean"],
             terminated=ended["terminated"],
@@ -501,6 +500,7 @@ COLUMNS = {
         "after",
         "streams",
         "exit_seconds",
+        "exit_cpu_seconds",
         "clean",
         "cut",
         "still_open",

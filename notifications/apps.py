@@ -1,5 +1,3 @@
-import sys
-
 from django.apps import AppConfig
 from django.core import checks
 
@@ -11,16 +9,15 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_out
 
-        from . import backpressure, lifecycle, receivers
+        from . import lifecycle, receivers
         from .access import close_streams_on_logout
-        from .checks import check_deployment, check_security, check_settings, check_tasks
+        from .checks import check_deployment, check_security, check_servers, check_settings, check_tasks
 
         checks.register(check_settings, "notifications")
         checks.register(check_security, "notifications")
         checks.register(check_deployment, "notifications", deploy=True)
         user_logged_out.connect(close_streams_on_logout, dispatch_uid="notifications.access")
         checks.register(check_tasks, "notifications")
+        checks.register(check_servers, "notifications")
         lifecycle.install()
-        if "daphne.server" in sys.modules:
-            backpressure.install()
         receivers.connect()

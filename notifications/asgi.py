@@ -7,22 +7,113 @@ request_started receivers are one) creates a thread that lives as long as
 the request. For an event stream that is an OS thread per open connection.
 Requests for stream views skip that per-request context: their few sync
 calls at connect time share asgiref's single executor thread instead.
-Every other request is served exactly as by Django.
+
+Django then ends each request with ``await sync_to_async(response.close)()``,
+which sends request_finished: one thread hop per request. When thousands of
+streams end together (a drain), those hops take seconds (about 170 µs each
+on 2 cores, most of it handing each call between the event loop and the
+thread). For a stream request whose response was sent in full, this handler
+instead closes the responses that end in the same turn of the event loop
+with one hop: each ``response.close()`` still runs, in the thread Django
+would use (asgiref's shared executor: stream requests have no
+ThreadSensitiveContext) and in a copy of its request's context, so
+request_finished reaches the same receivers as before, once per request.
+A stream the client left, and every other request, is served exactly as by
+Django.
+
+Django internals this relies on (django/core/handlers/asgi.py; checked by
+problems(), reported by system check notifications.W203): Django 6.1's
+``ASGIHandler.handle()`` calls ``self.send_response()`` in a TaskGroup and
+then only closes the response; an exception raised by ``send_response()``
+leaves ``handle()`` (it re-raises a single exception of the group), which is
+how the close is taken over. Django 5.2 and 6.0 run send_response() in a
+task of their own and handle its errors differently: there, and with a
+Django newer than 6.1 until it is tested, Django closes each response
+itself (the drain is slower, nothing else changes). And from asgiref (tested with 3.13):
+``asgiref.sync._restore_context()``, which sync_to_async() runs to make a
+request's Local values visible in the thread; the batch runs it for each
+response. With another Django version, or without it, Django closes each
+response itself.
 """
 
+import asyncio
+import contextvars
+import functools
+import weakref
+
 import django
+from asgiref import sync as asgiref_sync
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.urls import Resolver404, get_resolver
 
+from .servers import code_mentions
+
+# The Django version whose ASGIHandler.handle() this was written and tested against.
+TESTED_DJANGO = (6, 1)
+# Set for the requests of stream views whose close is batched.
+_batched_close = contextvars.ContextVar("notifications_batched_close", default=False)
+
+
+def problems() -> list[str]:
+    """Return the internals listed above that this Django (6.1 or later) lacks."""
+    if django.VERSION[:2] < TESTED_DJANGO:
+        return []  # Older Djangos close each response themselves, as documented.
+    handle = getattr(ASGIHandler, "handle", None)
+    expected = {
+        "ASGIHandler.handle() sending in a TaskGroup": code_mentions(handle, "TaskGroup"),
+        "ASGIHandler.handle() calling send_response()": code_mentions(handle, "send_response"),
+        "ASGIHandler.handle() closing the response": code_mentions(handle, "close"),
+        "asgiref.sync._restore_context()": hasattr(asgiref_sync, "_restore_context"),
+    }
+    return [name for name, present in expected.items() if not present]
+
+
+def untested_version() -> str | None:
+    """Return the installed Django version if it is newer than the one this was tested with."""
+    return django.get_version() if django.VERSION[:2] > TESTED_DJANGO else None
+
+
+# What happens when an internal is missing (system check W203).
+FALLBACK = (
+    "Django finishes each stream's request with a thread hop of its own, so a drain of "
+    "thousands of streams takes seconds longer"
+)
+
+
+@functools.cache
+def _can_batch_close() -> bool:
+    return django.VERSION[:2] == TESTED_DJANGO and not problems()
+
+
+class _ResponseSent(Exception):
+    """Carries a stream's fully sent response out of Django's handle(), to close it in a batch."""
+
+    def __init__(self, response):
+        super().__init__()
+        self.response = response
+
 
 class StreamingASGIHandler(ASGIHandler):
-    """Django's ASGIHandler, without a thread per open event stream."""
+    """Django's ASGIHandler, without a thread per open event stream or a thread hop per ended one."""
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and self._serves_event_stream(scope):
-            await self.handle(scope, receive, send)
+            _batched_close.set(_can_batch_close())
+            try:
+                await self.handle(scope, receive, send)
+                return
+            except _ResponseSent as sent:
+                response = sent.response
+            # Outside the except block: an error in closing is not "during" it.
+            await _closer().close(response)
         else:
             await super().__call__(scope, receive, send)
+
+    async def send_response(self, response, send):
+        await super().send_response(response, send)
+        if _batched_close.get() and response.streaming:
+            raise _ResponseSent(response)
 
     @staticmethod
     def _serves_event_stream(scope) -> bool:
@@ -35,6 +126,62 @@ class StreamingASGIHandler(ASGIHandler):
         except Resolver404:
             return False
         return getattr(match.func, "serves_event_stream", False)
+
+
+class BatchedClose:
+    """
+    Close the responses of one event loop that end in the same turn of the
+    loop with one thread hop, each in its own request's context.
+    """
+
+    def __init__(self):
+        self._batch: list[tuple[object, contextvars.Context]] = []
+        self._closing: asyncio.Future | None = None
+
+    async def close(self, response) -> None:
+        """Close ``response`` like ``await sync_to_async(response.close)()`` does."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close_batch())
+        closing = self._closing
+        self._batch.append((response, contextvars.copy_context()))
+        # A request cancelled while it waits must not cancel the others' close.
+        errors = await asyncio.shield(closing)
+        if response in errors:
+            raise errors[response]
+
+    async def _close_batch(self) -> dict:
+        # Let the responses that end in this turn of the loop join the batch.
+        await asyncio.sleep(0)
+        batch, self._batch, self._closing = self._batch, [], None
+        return await sync_to_async(_close_all)(batch)
+
+
+def _close_all(batch: list) -> dict:
+    errors = {}
+    for response, context in batch:
+        try:
+            context.run(_close_in_context, response, context)
+        except Exception as error:  # Raised to that request alone, as Django would.
+            errors[response] = error
+    return errors
+
+
+def _close_in_context(response, context: contextvars.Context) -> None:
+    # What sync_to_async() does before it calls a function: asgiref's Local
+    # values (Django keeps the script prefix and the active translation in
+    # them) belong to a thread and must be moved to this one to be seen.
+    asgiref_sync._restore_context(context)
+    response.close()
+
+
+_closers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BatchedClose]" = weakref.WeakKeyDictionary()
+
+
+def _closer() -> BatchedClose:
+    loop = asyncio.get_running_loop()
+    if loop not in _closers:
+        _closers[loop] = BatchedClose()
+    return _closers[loop]
 
 
 def get_asgi_application() -> StreamingASGIHandler:

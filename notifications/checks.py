@@ -2,7 +2,7 @@
 System checks for NOTIFICATIONS and the setup it relies on.
 
 Ids: E0xx/W0xx for settings and setup, E1xx/W1xx for access, origins and
-tokens (check_security).
+tokens (check_security), W2xx for the server adapters (check_servers).
 """
 
 import re
@@ -439,3 +439,40 @@ def check_tasks(app_configs=None, **kwargs):
                 )
             )
     return messages
+
+
+def check_servers(app_configs=None, **kwargs):
+    """Check that the server internals the clean stop relies on are there (notifications/servers/)."""
+    from . import asgi
+    from .servers import runserver
+
+    adapters = [
+        (_daphne_adapter(), "Daphne", "notifications.W201"),
+        (runserver, "Django's autoreloader", "notifications.W202"),
+        (asgi, "Django's ASGI handler", "notifications.W203"),
+    ]
+    messages = []
+    for adapter, name, check_id in adapters:
+        if adapter is None:
+            continue
+        missing, version = adapter.problems(), adapter.untested_version()
+        if missing:
+            lacks = ", ".join(missing)
+            message = f"{name} lacks internals the clean stop relies on: {lacks}; {adapter.FALLBACK}."
+        elif version:
+            message = f"{name} {version} is not a version the clean stop was tested with."
+        else:
+            continue
+        hint = f"{adapter.__name__} lists what it relies on; use a version it was tested with."
+        messages.append(Warning(message, hint=hint, id=check_id))
+    return messages
+
+
+def _daphne_adapter():
+    try:
+        import daphne  # noqa: F401
+    except ImportError:
+        return None  # Served by another server: nothing of Daphne's is used.
+    from .servers import daphne as adapter
+
+    return adapter

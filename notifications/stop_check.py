@@ -11,6 +11,8 @@ the same report compares this app with other implementations.
 
 import asyncio
 import json
+import os
+import resource
 import secrets
 import shlex
 import signal
@@ -32,12 +34,27 @@ class StopReport:
     events_lost: int
     events_duplicated: int
     exit_seconds: float | None
+    # The server's CPU seconds from the signal to its exit: unlike the exit
+    # time, it does not grow when other work shares the cores. Linux only.
+    exit_cpu_seconds: float | None
     exit_status: int | None
     traceback_lines: int
     error_lines: int
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return user + system CPU seconds used by the running process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """Return user + system CPU seconds of this process's children that have exited."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _publish(port: int, event_type: str, token: str, n: int) -> str:
@@ -62,10 +79,17 @@ async def _check(server: ServerProcess, name, streams, events, event_type, token
     await asyncio.gather(
         *(client.read_until(lambda c: len(c.of_type(event_type)) >= events, 10) for client in clients)
     )
+    try:
+        cpu_before = cpu_seconds(server.process.pid) + children_cpu_seconds()
+    except OSError:
+        cpu_before = None
     sent_at = server.signal(signum)
     await asyncio.gather(*(client.read_to_end(timeout) for client in clients))
     status = await asyncio.to_thread(server.wait, timeout)
     exit_seconds = time.monotonic() - sent_at if status is not None else None
+    exit_cpu_seconds = None
+    if status is not None and cpu_before is not None:
+        exit_cpu_seconds = round(children_cpu_seconds() - cpu_before, 2)
     lost = duplicated = 0
     for client in clients:
         received = [str(event.json().get("n")) for event in client.of_type(event_type)]
@@ -82,6 +106,7 @@ async def _check(server: ServerProcess, name, streams, events, event_type, token
         events_lost=lost,
         events_duplicated=duplicated,
         exit_seconds=exit_seconds,
+        exit_cpu_seconds=exit_cpu_seconds,
         exit_status=status,
         traceback_lines=output.count("Traceback"),
         error_lines=sum("ERROR" in line for line in output.splitlines()),

@@ -142,6 +142,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # The level in each line, so an ERROR is visible (and countable by clean_stop_check).
+    "formatters": {"level": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "level"}},
     "loggers": {"notifications": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }

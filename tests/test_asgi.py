@@ -1,5 +1,6 @@
 """
-StreamingASGIHandler: stream routes run without a per-request thread.
+StreamingASGIHandler: stream routes run without a per-request thread, and
+streams that end together finish their requests with one thread hop.
 
 The observable is the thread that runs a request's thread-sensitive sync
 work (Django's request_started receivers are such work). Inside Django's
@@ -7,15 +8,20 @@ per-request ThreadSensitiveContext it is a new thread for every request;
 without it, it is asgiref's one shared executor thread.
 """
 
+import asyncio
 import threading
 
+import django
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.signals import request_started
+from django.core.signals import request_finished, request_started
+from django.urls import get_script_prefix
 
-from notifications.asgi import StreamingASGIHandler
+from notifications import asgi as asgi_module
+from notifications.asgi import StreamingASGIHandler, _close_all
+from notifications.lifecycle import drain
 
-from .asgi_client import application
+from .asgi_client import AsgiRequest, application
 
 
 @pytest.fixture
@@ -88,3 +94,100 @@ def test_project_application_is_the_streaming_handler():
     from project.asgi import application as project_application
 
     assert isinstance(project_application, StreamingASGIHandler)
+
+
+@pytest.fixture
+def finished_requests():
+    """Record, for each request_finished, the thread and the request's script prefix."""
+    finished: list[tuple[threading.Thread, str]] = []
+
+    def record(sender, **kwargs):
+        finished.append((threading.current_thread(), get_script_prefix()))
+
+    request_finished.connect(record, dispatch_uid="test_asgi.finished_requests")
+    yield finished
+    request_finished.disconnect(dispatch_uid="test_asgi.finished_requests")
+
+
+def batched_close_applies() -> bool:
+    """Return whether this Django's handler is the one the batched close takes over (6.1)."""
+    return asgi_module._can_batch_close()
+
+
+@pytest.fixture
+def close_batches(monkeypatch):
+    """Record the size of each batch of responses closed in one thread hop."""
+    sizes: list[int] = []
+
+    def recording_close_all(batch):
+        sizes.append(len(batch))
+        return _close_all(batch)
+
+    monkeypatch.setattr(asgi_module, "_close_all", recording_close_all)
+    return sizes
+
+
+async def test_streams_that_end_together_finish_their_requests_in_one_thread_hop(
+    asgi, finished_requests, close_batches
+):
+    streams = [await asgi("/sse/subscribe/alpha/", root_path=f"/app{n}").start() for n in range(20)]
+    for stream in streams:
+        await stream.body()
+
+    assert await drain(2) == 0
+    for stream in streams:
+        assert b"server_shutdown" in await stream.rest()
+    await asyncio.wait_for(asyncio.gather(*(stream.task for stream in streams)), 5)
+
+    assert close_batches == ([20] if batched_close_applies() else [])
+    shared = await shared_executor_thread()
+    assert [thread for thread, _ in finished_requests] == [shared] * 20, "the thread Django would use"
+    prefixes = sorted(prefix for _, prefix in finished_requests)
+    assert prefixes == sorted(f"/app{n}/" for n in range(20)), "each in its own request's context"
+
+
+async def test_a_stream_the_client_leaves_is_finished_by_django(asgi, finished_requests, close_batches):
+    stream = await asgi("/sse/subscribe/alpha/").start()
+    await stream.body()
+
+    await stream.disconnect()
+
+    assert close_batches == []
+    assert len(finished_requests) == 1
+
+
+async def test_an_error_in_a_request_finished_receiver_reaches_that_request_only(close_batches):
+    failing = {"/app1/"}
+
+    def fail_for_one_request(sender, **kwargs):
+        if get_script_prefix() in failing:
+            raise RuntimeError("receiver failed")
+
+    request_finished.connect(fail_for_one_request, dispatch_uid="test_asgi.fail")
+    try:
+        streams = [await AsgiRequest("/sse/subscribe/alpha/", root_path=f"/app{n}").start() for n in range(3)]
+        for stream in streams:
+            await stream.body()
+        await drain(2)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(stream.task for stream in streams), return_exceptions=True), 5
+        )
+    finally:
+        request_finished.disconnect(dispatch_uid="test_asgi.fail")
+
+    assert [repr(result) for result in results] == ["None", "RuntimeError('receiver failed')", "None"]
+    assert results[1].__context__ is None, "raised as from Django's own close"
+    assert close_batches == ([3] if batched_close_applies() else [])
+
+
+def test_check_names_a_missing_internal_of_the_batched_close(monkeypatch):
+    from asgiref import sync
+
+    from notifications.checks import check_servers
+
+    monkeypatch.delattr(sync, "_restore_context")
+    monkeypatch.setattr(django, "VERSION", (6, 1, 0, "final", 0))
+
+    [warning] = check_servers()
+    assert warning.id == "notifications.W203"
+    assert "asgiref.sync._restore_context()" in warning.msg

@@ -19,6 +19,7 @@ def test_reports_a_clean_stop_of_this_project(monkeypatch, tmp_path):
     assert report["events_lost"] == 0
     assert report["events_duplicated"] == 0
     assert report["exit_status"] == 0
+    assert 0 < report["exit_cpu_seconds"] < 60
     assert report["traceback_lines"] == report["error_lines"] == 0
 
 

@@ -5,6 +5,7 @@ and a prompt exit with status 0 and no traceback.
 """
 
 import asyncio
+import http.client
 import signal
 import time
 
@@ -23,9 +24,24 @@ def start_daphne(tmp_path, env, **extra_env):
     return daphne(port, env={**env, **extra_env}, cwd=ROOT).start(tmp_path / f"daphne-{port}.log")
 
 
+async def exits_cleanly(server) -> bool:
+    """Wait for the stopped server; return whether it exited with 0 and no traceback or ERROR."""
+    returncode = await asyncio.to_thread(server.wait, 15)
+    assert problem_lines(server.output()) == []
+    return returncode == 0
+
+
 @pytest.fixture
 def server(tmp_path, server_env):
     process = start_daphne(tmp_path, server_env)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def patient_server(tmp_path, server_env):
+    """A server whose drain waits long enough for the slow requests these tests send."""
+    process = start_daphne(tmp_path, server_env, NOTIFICATIONS_DRAIN_TIMEOUT="10")
     yield process
     process.stop()
 
@@ -55,73 +71,100 @@ async def test_stop_delivers_everything_then_farewell_then_exits(server, server_
     assert {"groups_at_exit": {}} in probe, "every group membership was removed"
 
 
-async def test_request_during_drain_gets_farewell_and_connection_close(tmp_path, server_env):
-    server = start_daphne(tmp_path, server_env, NOTIFICATIONS_DRAIN_TIMEOUT="10")
-    try:
-        # An ordinary slow request keeps the drain open for a while.
-        slow = asyncio.create_task(
-            asyncio.to_thread(http_request, server.port, "GET", "/probe/slow/?seconds=2")
-        )
-        await asyncio.sleep(0.3)
-        server.signal(signal.SIGTERM)
-        await asyncio.sleep(0.3)
-        late = SSEClient("127.0.0.1", server.port, "/sse/subscribe/announcement/")
-        await late.connect()
-        assert await late.read_to_end(5), (late.status, late.body, late.cut, server.output())
-        assert late.status == 200
-        assert late.response_headers.get("connection") == "close"
-        assert [event.event for event in late.events] == ["server_shutdown"]
-        assert late.retry == 2000
-        status, body = await slow
-        assert (status, body) == (200, b"slow done\n"), "in-flight requests finish during the drain"
-        assert await asyncio.to_thread(server.wait, 15) == 0
-        assert problem_lines(server.output()) == []
-    finally:
-        server.stop()
+async def test_request_during_drain_gets_farewell_and_connection_close(patient_server):
+    server = patient_server
+    # An ordinary slow request keeps the drain open for a while.
+    slow = asyncio.create_task(asyncio.to_thread(http_request, server.port, "GET", "/probe/slow/?seconds=2"))
+    await asyncio.sleep(0.3)
+    server.signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    late = SSEClient("127.0.0.1", server.port, "/sse/subscribe/announcement/")
+    await late.connect()
+    assert await late.read_to_end(5), (late.status, late.body, late.cut, server.output())
+    assert late.status == 200
+    assert late.response_headers.get("connection") == "close"
+    assert [event.event for event in late.events] == ["server_shutdown"]
+    assert late.retry == 2000
+    status, body = await slow
+    assert (status, body) == (200, b"slow done\n"), "in-flight requests finish during the drain"
+    assert await exits_cleanly(server)
 
 
-async def test_publish_during_drain_is_refused_with_a_clear_error(tmp_path, server_env):
-    server = start_daphne(tmp_path, server_env, NOTIFICATIONS_DRAIN_TIMEOUT="10")
-    try:
-        [client] = await open_streams(server.port, "/sse/subscribe/announcement/", 1)
-        before = await publish_ids(server.port, "announcement", 2)
-        slow = asyncio.create_task(
-            asyncio.to_thread(http_request, server.port, "GET", "/probe/slow/?seconds=2")
-        )
-        await asyncio.sleep(0.3)
-        server.signal(signal.SIGTERM)
-        await asyncio.sleep(0.3)
-        status, body = await asyncio.to_thread(publish_http, server.port, "announcement", {"late": True})
-        assert status == 503
-        assert "shutting down" in body
-        assert await client.read_to_end(5)
-        assert [event.id for event in client.of_type("announcement")] == before
-        assert client.events[-1].event == "server_shutdown"
-        await slow
-        assert await asyncio.to_thread(server.wait, 15) == 0
-    finally:
-        server.stop()
+async def test_publish_during_drain_is_refused_with_a_clear_error(patient_server):
+    server = patient_server
+    [client] = await open_streams(server.port, "/sse/subscribe/announcement/", 1)
+    before = await publish_ids(server.port, "announcement", 2)
+    slow = asyncio.create_task(asyncio.to_thread(http_request, server.port, "GET", "/probe/slow/?seconds=2"))
+    await asyncio.sleep(0.3)
+    server.signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    status, body = await asyncio.to_thread(publish_http, server.port, "announcement", {"late": True})
+    assert status == 503
+    assert "shutting down" in body
+    assert await client.read_to_end(5)
+    assert [event.id for event in client.of_type("announcement")] == before
+    assert client.events[-1].event == "server_shutdown"
+    await slow
+    assert await asyncio.to_thread(server.wait, 15) == 0
 
 
-async def test_drain_timeout_still_ends_stuck_streams_properly_with_one_warning(tmp_path, server_env):
+async def test_after_drain_timeout_streams_get_a_farewell_and_other_responses_fail_visibly(
+    tmp_path, server_env
+):
     server = start_daphne(tmp_path, server_env, NOTIFICATIONS_DRAIN_TIMEOUT="1")
     try:
         ours = await open_streams(server.port, "/sse/subscribe/announcement/", 20)
         stubborn = SSEClient("127.0.0.1", server.port, "/probe/stubborn/")
         await stubborn.connect()
         await stubborn.read_until(lambda c: c.comments > 0, 5)
+        download = SSEClient("127.0.0.1", server.port, "/probe/download/")
+        await download.connect()
+        await download.read_until(lambda c: b"0,row" in c.body, 5)
         server.signal(signal.SIGTERM)
         assert all(await asyncio.gather(*(client.read_to_end(10) for client in ours)))
         assert await stubborn.read_to_end(10), "a stream that ignores shutdown is still terminated"
         assert stubborn.events[-1].event == "server_shutdown"
+        assert not await download.read_to_end(10), "a download is not made to look complete"
+        assert download.cut
+        assert b"server_shutdown" not in download.body and b"retry:" not in download.body
         assert await asyncio.to_thread(server.wait, 15) == 0
         output = server.output()
         warnings = [line for line in output.splitlines() if "did not end within" in line]
         assert len(warnings) == 1, output
-        assert "requests=1" in warnings[0]
+        assert "requests=2" in warnings[0]
         assert problem_lines(output) == []
     finally:
         server.stop()
+
+
+def get(port: int, path: str) -> tuple[int, str | None, bytes]:
+    """GET ``path``; return the status, the Connection header and the body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.getheader("Connection"), response.read()
+    finally:
+        connection.close()
+
+
+async def test_a_request_arriving_during_the_drain_is_served_with_connection_close(patient_server):
+    server = patient_server
+    [stream] = await open_streams(server.port, "/sse/subscribe/announcement/", 1)
+    in_flight = SSEClient("127.0.0.1", server.port, "/probe/download/?rows=10")
+    await in_flight.connect()
+    await in_flight.read_until(lambda c: b"0,row" in c.body, 5)
+    server.signal(signal.SIGTERM)
+    assert await stream.read_to_end(5), "the drain has begun"
+
+    # Arrives during the drain and outlasts every request in flight then.
+    late = await asyncio.to_thread(get, server.port, "/probe/slow/?seconds=1.5")
+
+    assert late == (200, "close", b"slow done\n")
+    assert await in_flight.read_to_end(5), "the download in flight finished"
+    assert in_flight.body == b"".join(f"{n},row\n".encode() for n in range(10))
+    assert await exits_cleanly(server)
+    assert "forced=0" in server.output()
 
 
 async def test_ten_start_stop_cycles_with_streams_open_stay_clean(tmp_path, server_env):

@@ -4,7 +4,7 @@ import gc
 
 from daphne.server import Server
 
-from notifications.lifecycle import _stop_server
+from notifications.servers.daphne import _stop
 
 
 async def test_stopping_the_server_freezes_the_heap_so_the_process_exits_promptly():
@@ -12,7 +12,7 @@ async def test_stopping_the_server_freezes_the_heap_so_the_process_exits_promptl
     server.connections = {}  # Server.run() sets it.
     gc.unfreeze()
     try:
-        await _stop_server(server)
+        await _stop(server)
 
         assert gc.get_freeze_count() > 0
     finally:

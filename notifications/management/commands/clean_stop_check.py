@@ -89,6 +89,7 @@ def format_table(reports, signal_name: str) -> str:
             f"seconds from SIG{signal_name} to exit",
             lambda r: "hung" if r.exit_seconds is None else f"{r.exit_seconds:.2f}",
         ),
+        ("server CPU seconds from signal to exit", lambda r: r.exit_cpu_seconds),
         ("exit status", lambda r: "killed" if r.exit_status is None else r.exit_status),
         ("traceback lines", lambda r: r.traceback_lines),
         ("ERROR lines", lambda r: r.error_lines),

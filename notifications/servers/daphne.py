@@ -1,0 +1,298 @@
+"""
+Daphne adapter: drain streams before Daphne stops, and close the connection
+of a client that stops reading.
+
+Daphne internals this module relies on (checked by problems(), reported by
+system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
+
+- ``daphne.server.Server.kill_all_applications``: Server.run() registers it
+  as a Twisted "before shutdown" trigger and it cancels every application at
+  once. Daphne has no ASGI lifespan (https://github.com/django/daphne/pull/570)
+  and Twisted runs "before" triggers back to back, so a trigger of our own
+  could not run first: install() takes the method over, drains, and calls
+  Daphne's own for whatever is left.
+- ``Server.connections[protocol]["application_instance"]``: the future of a
+  connection's application (Server.create_application()); waited for so that
+  Django finishes each request and sends request_finished.
+- ``Server.protocol_connected()``: wrapped during a drain so connections
+  accepted later also close after their response.
+- ``Server.handle_reply()``: wrapped to apply backpressure.py; Daphne never
+  holds an application back (https://github.com/django/daphne/issues/170).
+- ``daphne.http_protocol.WebRequest._response_started`` and ``.finished``
+  (daphne/http_protocol.py, handle_reply()): whether a response is under way.
+- ``twisted.web.http.HTTPChannel.persistent``: set to False so a connection
+  closes once its response is finished (Twisted then sends
+  "Connection: close").
+- ``twisted.internet.abstract.FileDescriptor.dataBuffer``, ``.offset`` and
+  ``._tempDataLen``: the bytes a connection has not sent yet.
+- ``daphne.server.twisted_loop``: the asyncio loop the reactor runs on.
+- ``Server.verbosity`` and ``Server.http_factory`` (optional, skipped when
+  absent): at verbosity 0 or 1 Server.run() sends Twisted's log nowhere, so
+  during a drain the factory's ``log()`` (twisted.web.http.HTTPFactory) is
+  replaced by a no-op instead of formatting a line per request for nothing.
+"""
+
+import asyncio
+import functools
+import logging
+import sys
+import time
+import weakref
+
+from .. import backpressure, lifecycle
+from ..conf import setting
+from ..protocol import farewell
+from . import code_mentions
+
+logger = logging.getLogger(__name__)
+
+# What happens when an internal is missing (system check W201).
+FALLBACK = "a stop cuts every open stream, as stock Daphne does"
+# Daphne versions this adapter was written and tested against.
+TESTED_DAPHNE = "4."
+# Seconds to let closed connections flush their last bytes to the client.
+FLUSH_TIMEOUT = 2
+# Servers that are draining: their new responses close their connection.
+_draining: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def problems() -> list[str]:
+    """Return the internals listed above that this Daphne or Twisted lacks."""
+    try:
+        from daphne import http_protocol, server
+        from twisted.internet import abstract
+        from twisted.web import http
+    except ImportError as error:
+        return [f"cannot import {error.name}"]
+    expected = {
+        "daphne.server.twisted_loop": hasattr(server, "twisted_loop"),
+        "Server.kill_all_applications": hasattr(server.Server, "kill_all_applications"),
+        "Server.protocol_connected": hasattr(server.Server, "protocol_connected"),
+        "Server.handle_reply": hasattr(server.Server, "handle_reply"),
+        'Server.connections[...]["application_instance"]': code_mentions(
+            getattr(server.Server, "create_application", None), "application_instance"
+        ),
+        "WebRequest._response_started": code_mentions(
+            getattr(http_protocol.WebRequest, "handle_reply", None), "_response_started"
+        ),
+        "WebRequest.finished": hasattr(http_protocol.WebRequest, "finished"),
+        "HTTPChannel.persistent": hasattr(http.HTTPChannel, "persistent"),
+        "FileDescriptor.dataBuffer": hasattr(abstract.FileDescriptor, "dataBuffer"),
+        "FileDescriptor.offset": hasattr(abstract.FileDescriptor, "offset"),
+        "FileDescriptor._tempDataLen": code_mentions(abstract.FileDescriptor.__init__, "_tempDataLen"),
+    }
+    return [name for name, present in expected.items() if not present]
+
+
+def untested_version() -> str | None:
+    """Return the installed Daphne version if this adapter was not tested with it."""
+    import daphne
+
+    return None if daphne.__version__.startswith(TESTED_DAPHNE) else daphne.__version__
+
+
+def install() -> None:
+    """Take over Daphne's shutdown and reply path (daphne.server must be imported)."""
+    from daphne.server import Server
+
+    stock_kill_all_applications = getattr(Server, "kill_all_applications", None)
+    stock_handle_reply = getattr(Server, "handle_reply", None)
+    if stock_kill_all_applications is None or getattr(stock_kill_all_applications, "drains", False):
+        return  # Nothing to take over (check W201 says so), or done already.
+
+    @functools.wraps(stock_kill_all_applications)
+    def kill_all_applications(server):
+        missing = problems()
+        if missing:
+            logger.error(
+                "Cannot drain streams: Daphne lacks %s; stopping the Daphne way, open streams are cut",
+                ", ".join(missing),
+            )
+            return stock_kill_all_applications(server)
+        from daphne.server import twisted_loop
+        from twisted.internet import defer
+
+        stopping = _stop_or_fall_back(server, stock_kill_all_applications)
+        return defer.Deferred.fromFuture(asyncio.ensure_future(stopping, loop=twisted_loop))
+
+    async def handle_reply(server, protocol, message):
+        if message["type"] == "http.response.start" and server in _draining:
+            message = _close_after_this_response(protocol, message)
+        elif _too_far_behind(protocol, message):
+            logger.debug("Closing a stream whose client stopped reading client=%s", protocol.client_addr)
+            protocol.channel.transport.abortConnection()
+            return
+        await stock_handle_reply(server, protocol, message)
+
+    kill_all_applications.drains = True
+    Server.kill_all_applications = kill_all_applications
+    if not problems():
+        Server.handle_reply = functools.wraps(stock_handle_reply)(handle_reply)
+
+
+async def _stop_or_fall_back(server, stock_kill_all_applications) -> None:
+    try:
+        await asyncio.wait_for(_stop(server), stop_budget())
+    except Exception as error:  # Whatever went wrong, the process must still stop.
+        logger.error("The drain failed (%r); stopping the Daphne way, open streams are cut", error)
+        await stock_kill_all_applications(server).asFuture(asyncio.get_running_loop())
+
+
+async def _stop(server) -> None:
+    started = time.monotonic()
+    timeout = setting("DRAIN_TIMEOUT")
+    _draining.add(server)
+    _skip_discarded_access_lines(server)
+    closing = _stop_keep_alive(server)
+    streams, remaining = await lifecycle.drain_streams(timeout)
+    still_running = await _wait_for_applications(server, started + timeout)
+    if remaining or still_running:
+        logger.warning(
+            "Stopping requests=%d that did not end within NOTIFICATIONS['DRAIN_TIMEOUT']=%ss; "
+            "event streams get a farewell, other responses are aborted",
+            len(still_running),
+            timeout,
+        )
+        _end_responses(server, still_running, setting("RETRY_MS"))
+        for application_instance in still_running:
+            application_instance.cancel()
+        await asyncio.gather(*still_running, return_exceptions=True)
+    await _wait_closed(closing, FLUSH_TIMEOUT)
+    lifecycle.stopped(streams, started, forced=len(still_running))
+
+
+async def _wait_for_applications(server, deadline: float) -> set:
+    """
+    Wait until every application has finished (Django then sends
+    request_finished), also those of requests that arrive during the drain:
+    the port stays open, and they are served like any other. Return those
+    still running at ``deadline``.
+    """
+    while True:
+        running = {
+            details["application_instance"]
+            for details in server.connections.values()
+            if "application_instance" in details and not details["application_instance"].done()
+        }
+        left = deadline - time.monotonic()
+        if not running or left <= 0:
+            return running
+        # Requests that arrived meanwhile are found by the next look.
+        await asyncio.wait(running, timeout=left)
+
+
+def _skip_discarded_access_lines(server) -> None:
+    # At verbosity 0 or 1 Daphne sends Twisted's log nowhere, yet Twisted
+    # formats an access line for every finished request: a tenth of the
+    # drain's CPU when thousands of streams end at once.
+    if getattr(server, "verbosity", 2) <= 1 and hasattr(server, "http_factory"):
+        server.http_factory.log = lambda request: None
+
+
+def _stop_keep_alive(server) -> set:
+    """
+    Make every connection close once its response is finished, so the
+    response's final bytes are flushed before the reactor cuts connections.
+    """
+    channels = set()
+
+    def close_after_response(protocol):
+        channel = getattr(protocol, "channel", None)
+        if channel is not None:
+            channel.persistent = False
+            channels.add(channel)
+
+    for protocol in list(server.connections):
+        close_after_response(protocol)
+    original_protocol_connected = server.protocol_connected
+
+    def protocol_connected(protocol):
+        original_protocol_connected(protocol)
+        close_after_response(protocol)
+
+    server.protocol_connected = protocol_connected
+    return channels
+
+
+def _close_after_this_response(protocol, message: dict) -> dict:
+    """
+    Return the start of a response sent during a drain, with "Connection:
+    close", and make Twisted close the connection after it: a proxy must not
+    send the next request to a stopping process. (Twisted decides whether a
+    connection persists when a request's headers arrive, so a request that
+    arrives during the drain needs this.)
+    """
+    channel = getattr(protocol, "channel", None)
+    if channel is not None:
+        channel.persistent = False
+    headers = list(message.get("headers", []))
+    if not any(name.lower() == b"connection" for name, _ in headers):
+        headers.append((b"connection", b"close"))
+    return {**message, "headers": headers}
+
+
+def _end_responses(server, still_running: set, retry_ms: int) -> None:
+    """
+    End the responses of applications still running after the drain timeout:
+    an event stream with the farewell and a proper end, written through
+    Daphne itself; anything else (a download, a CSV export, a slow page) by
+    aborting the connection without the chunked terminator, so the client
+    sees a failure and not a complete-looking but truncated body.
+    """
+    for protocol, details in list(server.connections.items()):
+        if details.get("application_instance") not in still_running or protocol.finished:
+            continue
+        if protocol._response_started and _is_event_stream(protocol):
+            protocol.handle_reply(
+                {"type": "http.response.body", "body": farewell(retry_ms), "more_body": False}
+            )
+        elif protocol.channel is not None and protocol.channel.transport is not None:
+            protocol.channel.transport.abortConnection()
+
+
+async def _wait_closed(channels: set, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for channel in channels:
+        if channel.transport is not None and not channel.transport.disconnected:
+            channel.transport.loseConnection()
+    while time.monotonic() < deadline:
+        if all(c.transport is None or c.transport.disconnected for c in channels):
+            return
+        await asyncio.sleep(0.01)
+
+
+def _too_far_behind(protocol, message: dict) -> bool:
+    if message["type"] != "http.response.body" or not message.get("more_body"):
+        return False
+    transport = getattr(getattr(protocol, "channel", None), "transport", None)
+    if transport is None or not _is_event_stream(protocol):
+        return False
+    # Twisted's FileDescriptor keeps unsent bytes in dataBuffer (from offset)
+    # and in _tempDataBuffer (_tempDataLen bytes).
+    unsent = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    return backpressure.too_far_behind(unsent)
+
+
+def _is_event_stream(protocol) -> bool:
+    content_type = protocol.responseHeaders.getRawHeaders(b"content-type") or [b""]
+    return content_type[0].startswith(b"text/event-stream")
+
+
+def stop_budget() -> float:
+    """Return the seconds a stop may take before it falls back to Daphne's own."""
+    return setting("DRAIN_TIMEOUT") + 2 * FLUSH_TIMEOUT
+
+
+def stop_reactor_from(thread, timeout: float) -> None:
+    """
+    Stop the reactor that runs in ``thread`` (Daphne's runserver under the
+    autoreloader) and wait up to ``timeout`` seconds: its "before shutdown"
+    trigger drains.
+    """
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import reactor
+
+    if reactor.running:
+        reactor.callFromThread(reactor.stop)
+        thread.join(timeout)

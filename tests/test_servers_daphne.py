@@ -1,0 +1,125 @@
+"""
+The Daphne adapter checks the internals it relies on at startup, and when
+one is missing or the drain fails, the stop falls back to Daphne's own with
+one ERROR line: a prompt exit, never a hang.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+import daphne
+import daphne.server
+from daphne.server import Server
+from django.core.checks import Warning
+
+from notifications import lifecycle
+from notifications.checks import check_servers
+from notifications.servers import daphne as adapter
+from notifications.testing import daphne as daphne_process
+from notifications.testing import free_port, open_streams
+
+from .conftest import ROOT
+from .lifecycle import problem_lines
+
+
+def test_check_is_silent_when_every_internal_is_there():
+    assert check_servers() == []
+
+
+def test_check_names_a_missing_internal(monkeypatch):
+    monkeypatch.delattr(daphne.server, "twisted_loop")
+
+    [warning] = check_servers()
+
+    assert isinstance(warning, Warning)
+    assert warning.id == "notifications.W201"
+    assert "daphne.server.twisted_loop" in warning.msg
+    assert "a stop cuts every open stream" in warning.msg
+
+
+def test_check_names_an_instance_attribute_daphne_no_longer_sets(monkeypatch):
+    # _response_started is set in WebRequest's code, not on the class.
+    def handle_reply(self, message):
+        return message
+
+    monkeypatch.setattr(daphne.http_protocol.WebRequest, "handle_reply", handle_reply)
+
+    assert adapter.problems() == ["WebRequest._response_started"]
+
+
+def test_check_warns_about_an_untested_daphne_version(monkeypatch):
+    monkeypatch.setattr(daphne, "__version__", "5.0.0")
+
+    [warning] = check_servers()
+
+    assert warning.id == "notifications.W201"
+    assert warning.msg == "Daphne 5.0.0 is not a version the clean stop was tested with."
+
+
+async def test_a_failing_drain_falls_back_to_daphnes_stop_with_one_error(monkeypatch, caplog):
+    async def failing_drain(timeout):
+        raise RuntimeError("drain broke")
+
+    monkeypatch.setattr(lifecycle, "drain_streams", failing_drain)
+    server = Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    running = asyncio.ensure_future(asyncio.sleep(60))
+    server.connections = {object(): {"application_instance": running}}  # Server.run() sets it.
+    stock_kill_all_applications = Server.kill_all_applications.__wrapped__
+    with caplog.at_level(logging.INFO, logger="notifications"):
+        await adapter._stop_or_fall_back(server, stock_kill_all_applications)
+
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [record.getMessage() for record in errors] == [
+        "The drain failed (RuntimeError('drain broke')); stopping the Daphne way, open streams are cut"
+    ]
+    assert running.cancelled(), "Daphne's own stop cancelled the application"
+
+
+def test_manage_py_check_reports_the_missing_internal(tmp_path, server_env):
+    env = {**os.environ, **server_env, "DJANGO_SETTINGS_MODULE": "tests.broken_daphne_settings"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "(notifications.W201) Daphne lacks internals the clean stop relies on: daphne.server.twisted_loop"
+        in result.stderr
+    )
+
+
+async def test_daphne_with_a_missing_internal_still_stops_promptly_with_one_error(tmp_path, server_env):
+    env = {**server_env, "DJANGO_SETTINGS_MODULE": "tests.broken_daphne_settings"}
+    port = free_port()
+    server = daphne_process(port, env=env, cwd=ROOT).start(tmp_path / "daphne.log")
+    try:
+        clients = await open_streams(port, "/sse/subscribe/announcement/", 20)
+        server.signal(signal.SIGTERM)
+        ended = await asyncio.gather(*(client.read_to_end(10) for client in clients))
+        returncode = await asyncio.to_thread(server.wait, 15)
+        output = server.output()
+
+        assert returncode == 0, output
+        assert not any(ended), "Daphne's own stop cuts streams"
+        assert all(client.cut for client in clients)
+        assert problem_lines(output) == [
+            "ERROR notifications.servers.daphne: Cannot drain streams: Daphne lacks "
+            "daphne.server.twisted_loop; stopping the Daphne way, open streams are cut"
+        ]
+    finally:
+        server.stop()
+
+
+def test_a_daphne_without_kill_all_applications_is_left_alone(monkeypatch):
+    monkeypatch.delattr(Server, "kill_all_applications")
+    stock_handle_reply = Server.handle_reply
+
+    adapter.install()
+
+    assert not hasattr(Server, "kill_all_applications")
+    assert Server.handle_reply is stock_handle_reply
+    assert "Server.kill_all_applications" in check_servers()[0].msg
