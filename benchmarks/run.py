@@ -94,6 +94,8 @@ class Target:
                 "DJANGO_DEBUG": "0",
                 "DJANGO_DB_PATH": str(work / "db.sqlite3"),
                 "NOTIFICATIONS_PUBLISH_TOKEN": TOKEN,
+                # The embedded default without the database: layer and history in memory.
+                "NOTIFICATIONS_HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
                 "PYTHONPATH": str(ROOT),
             }
             return daphne(port, env=env, cwd=ROOT)

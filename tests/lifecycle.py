@@ -3,12 +3,28 @@
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from notifications.testing import http_request
 
 TOKEN = "test-token-0123456789abcdef0123456789"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``manage.py *args`` of this project in ``env``; bounded to two minutes."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env=env,
+        cwd=ROOT,
+        check=check,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def publish_http(port: int, event_type: str, data) -> tuple[int, dict | str]:

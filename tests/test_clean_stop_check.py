@@ -1,13 +1,22 @@
 import json
+import os
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from .lifecycle import manage
 
-def test_reports_a_clean_stop_of_this_project(monkeypatch, tmp_path):
+
+def project_database(monkeypatch, tmp_path) -> None:
+    """Point this project's settings at a new, migrated SQLite file (its history lives there)."""
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "project.settings")
     monkeypatch.setenv("DJANGO_DB_PATH", str(tmp_path / "db.sqlite3"))
+    manage(dict(os.environ), "migrate", "--noinput", "-v0")
+
+
+def test_reports_a_clean_stop_of_this_project(monkeypatch, tmp_path):
+    project_database(monkeypatch, tmp_path)
     out = StringIO()
     call_command(
         "clean_stop_check", "--streams", "50", "--events", "3", "--signal", "INT", "--json", stdout=out
@@ -24,8 +33,7 @@ def test_reports_a_clean_stop_of_this_project(monkeypatch, tmp_path):
 
 
 def test_table_shows_each_server_side_by_side(monkeypatch, tmp_path):
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "project.settings")
-    monkeypatch.setenv("DJANGO_DB_PATH", str(tmp_path / "db.sqlite3"))
+    project_database(monkeypatch, tmp_path)
     out = StringIO()
     call_command("clean_stop_check", "--streams", "10", "--events", "1", stdout=out, stderr=StringIO())
     lines = out.getvalue().splitlines()

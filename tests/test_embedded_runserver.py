@@ -15,6 +15,7 @@ import pytest
 from notifications.testing import SSEClient, free_port, runserver
 
 from .conftest import ROOT
+from .lifecycle import manage
 from .test_tasks_runserver import ADMIN_ID, QUICK, SETUP, Browser
 
 DATABASE_HISTORY = "notifications.history.database.DatabaseHistory"
@@ -22,12 +23,6 @@ ANNOUNCEMENTS = "/sse/subscribe/announcement/"
 # Seconds an event from another process may take: the hub polls the history
 # every POLL_INTERVAL (1 s by default).
 ARRIVAL = 10
-
-
-def manage(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], env=env, cwd=ROOT, check=check, capture_output=True, text=True
-    )
 
 
 @pytest.fixture

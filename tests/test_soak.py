@@ -9,8 +9,6 @@ import asyncio
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from notifications.testing import SSEClient, daphne, free_port, http_request
 
 from .conftest import ROOT
+from .lifecycle import manage
 from .soak_settings import METRICS_TOKEN
 
 SOAK_SECONDS = 50
@@ -56,20 +55,6 @@ EXPECTED_LINES = [
     re.compile(r"Embedded task worker (started backend=\S+|stopped)"),
     re.compile(r"\S+ \S+ INFO     Starting worker worker_id=embedded-\S+ queues=\S+"),
 ]
-
-
-def manage(env, *args, **kwargs) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        **kwargs,
-    )
-    return done.stdout
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -180,7 +165,9 @@ class Soak:
 async def test_streams_open_and_close_for_a_minute_and_nothing_leaks(tmp_path, server_env):
     env = {**server_env, "DJANGO_SETTINGS_MODULE": "tests.soak_settings"}
     await asyncio.to_thread(manage, env, "migrate", "--noinput", "-v0")
-    users = json.loads(await asyncio.to_thread(manage, env, "shell", "--no-imports", "-c", CREATE_USERS))
+    users = json.loads(
+        (await asyncio.to_thread(manage, env, "shell", "--no-imports", "-c", CREATE_USERS)).stdout
+    )
     port = free_port()
     server = daphne(port, env=env, cwd=ROOT).start(tmp_path / "daphne.log")
     try:
