@@ -44,15 +44,24 @@ import weakref
 import django
 from asgiref import sync as asgiref_sync
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.base import BaseHandler
+from django.core.handlers.exception import convert_exception_to_response
+from django.core.signals import setting_changed
 from django.urls import Resolver404, get_resolver
+from django.utils.module_loading import import_string
 
+from .conf import setting
 from .servers import code_mentions
 
 # The Django version whose ASGIHandler.handle() this was written and tested against.
 TESTED_DJANGO = (6, 1)
 # Set for the requests of stream views whose close is batched.
 _batched_close = contextvars.ContextVar("notifications_batched_close", default=False)
+# Set for the requests of stream views: they run NOTIFICATIONS['STREAM_MIDDLEWARE'].
+_stream_request = contextvars.ContextVar("notifications_stream_request", default=False)
 
 
 def problems() -> list[str]:
@@ -99,6 +108,7 @@ class StreamingASGIHandler(ASGIHandler):
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and self._serves_event_stream(scope):
+            _stream_request.set(True)
             _batched_close.set(_can_batch_close())
             try:
                 await self.handle(scope, receive, send)
@@ -109,6 +119,11 @@ class StreamingASGIHandler(ASGIHandler):
             await _closer().close(response)
         else:
             await super().__call__(scope, receive, send)
+
+    async def get_response_async(self, request):
+        if _stream_request.get():
+            return await _stream_middleware().get_response_async(request)
+        return await super().get_response_async(request)
 
     async def send_response(self, response, send):
         await super().send_response(response, send)
@@ -182,6 +197,61 @@ def _closer() -> BatchedClose:
     if loop not in _closers:
         _closers[loop] = BatchedClose()
     return _closers[loop]
+
+
+class StreamMiddlewareHandler(BaseHandler):
+    """
+    The middleware chain of stream requests: NOTIFICATIONS['STREAM_MIDDLEWARE']
+    in place of settings.MIDDLEWARE, async-capable middleware only, so that
+    opening a stream costs no thread hop beyond what its view awaits.
+    """
+
+    def __init__(self, paths: list[str]):
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response_async)
+        for path in reversed(paths):
+            middleware = import_string(path)
+            if not getattr(middleware, "async_capable", False):
+                raise ImproperlyConfigured(
+                    f"NOTIFICATIONS['STREAM_MIDDLEWARE'] names {path!r}, which is not async-capable. "
+                    "Stream requests run async middleware only."
+                )
+            handler = convert_exception_to_response(middleware(handler))
+        self._middleware_chain = handler
+
+
+def stream_middleware_paths() -> list[str]:
+    """Return the middleware stream requests run: the setting, or the async twins of the project's."""
+    paths = setting("STREAM_MIDDLEWARE")
+    if paths is not None:
+        return list(paths)
+    return [twin for path, twin in STREAM_TWINS.items() if path in settings.MIDDLEWARE]
+
+
+# Django's middleware a stream needs (to know its user), and their async twins.
+STREAM_TWINS = {
+    "django.contrib.sessions.middleware.SessionMiddleware": (
+        "notifications.middleware.StreamSessionMiddleware"
+    ),
+    "django.contrib.auth.middleware.AuthenticationMiddleware": (
+        "notifications.middleware.StreamAuthenticationMiddleware"
+    ),
+}
+
+
+@functools.cache
+def _stream_middleware() -> StreamMiddlewareHandler:
+    return StreamMiddlewareHandler(stream_middleware_paths())
+
+
+def _forget_stream_middleware(setting: str, **kwargs) -> None:
+    if setting in ("NOTIFICATIONS", "MIDDLEWARE"):
+        _stream_middleware.cache_clear()
+
+
+setting_changed.connect(_forget_stream_middleware, dispatch_uid="notifications.asgi.stream_middleware")
 
 
 def get_asgi_application() -> StreamingASGIHandler:

@@ -73,6 +73,10 @@ RULES = {
     "EMBEDDED_TASK_WORKER": (lambda v: v is None or (isinstance(v, str) and v), "None or an alias in TASKS"),
     "HISTORY_BACKEND": (_non_empty_str, "a dotted path to an EventHistory class"),
     "CHANNEL_LAYER": (_non_empty_str, "an alias in CHANNEL_LAYERS"),
+    "STREAM_MIDDLEWARE": (
+        lambda v: v is None or (isinstance(v, list | tuple) and all(map(_non_empty_str, v))),
+        "None or a list of dotted paths to async-capable middleware",
+    ),
 }
 
 # An origin as browsers send it: scheme, host, optional port, no path.
@@ -173,6 +177,7 @@ def check_settings(app_configs=None, **kwargs):
             )
     errors += _check_history(history_class, options)
     errors += _check_default_client_types(options)
+    errors += _check_stream_middleware(options)
     layer = options.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
     if _non_empty_str(layer) and layer not in getattr(settings, "CHANNEL_LAYERS", {}):
         errors.append(
@@ -186,6 +191,31 @@ def check_settings(app_configs=None, **kwargs):
         errors.append(W003)
     if "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE:
         errors.append(W004)
+    return errors
+
+
+def _check_stream_middleware(options: dict) -> list:
+    """Check that every STREAM_MIDDLEWARE entry imports and is async-capable."""
+    paths = options.get("STREAM_MIDDLEWARE")
+    if not isinstance(paths, list | tuple):
+        return []
+    errors = []
+    for path in filter(_non_empty_str, paths):
+        try:
+            middleware = import_string(path)
+        except ImportError:
+            problem = "cannot be imported"
+        else:
+            if getattr(middleware, "async_capable", False):
+                continue
+            problem = "is not async-capable"
+        errors.append(
+            Error(
+                f"NOTIFICATIONS['STREAM_MIDDLEWARE'] names {path!r}, which {problem}.",
+                hint="Stream requests run async-capable middleware only (async_capable = True).",
+                id="notifications.E009",
+            )
+        )
     return errors
 
 

@@ -53,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAYLOAD_BYTES": 64 * 1024,
     # Bearer token for POST /sse/publish/<type>/. None turns the endpoint off.
     "PUBLISH_TOKEN": None,
+    # Middleware that stream requests run instead of settings.MIDDLEWARE
+    # (async-capable only). None: async twins of Django's SessionMiddleware
+    # and AuthenticationMiddleware, for those of them settings.MIDDLEWARE has.
+    "STREAM_MIDDLEWARE": None,
     # Alias in CHANNEL_LAYERS that carries events between processes.
     "CHANNEL_LAYER": "default",
     # Seconds a stopping server waits for streams to end before closing
