@@ -131,19 +131,27 @@ class HistoryReader:
         Yield what a stream resuming after ``last_event_id`` missed, then make
         its listener live. A new stream (no ``last_event_id``) gets the
         position it starts from; one that cannot be answered, ``stream_reset``.
+
+        A listener joins the live fan-out only while the lock is held: a
+        live read in flight may have left its topics out, and would move the
+        cursor past their events.
         """
         if last_event_id is None:
             # Without a position, a client whose connection drops before its
             # first event would come back without Last-Event-ID and miss what
             # was published meanwhile. A frame with an id and no data sets the
             # browser's last event id and fires no event.
-            listener.go_live(self.cursor)
-            yield encode_position(str(self.position))
+            async with self._lock:
+                listener.go_live(self.cursor)
+                position = encode_position(str(self.position))
+            yield position
             return
         try:
             after = EventId.parse(last_event_id)
         except InvalidEventId:
-            yield self._reset_listener(listener, INVALID_ID)
+            async with self._lock:
+                frame = self._reset_listener(listener, INVALID_ID)
+            yield frame
             return
         for pages in range(MAX_CATCH_UP_PAGES):
             page = await self.history.read(listener.topics, after, PAGE_SIZE)
@@ -154,36 +162,47 @@ class HistoryReader:
                 # Never resume before what the client already has: that would
                 # send it events again.
                 has = after.seq if after.epoch == head.epoch == self.epoch and after.seq <= head.seq else 0
-                yield self._reset_listener(listener, HISTORY_UNAVAILABLE, has)
+                async with self._lock:
+                    frame = (
+                        None if listener.live else self._reset_listener(listener, HISTORY_UNAVAILABLE, has)
+                    )
+                if frame is not None:
+                    yield frame
                 return
             if not pages:
                 self.stats.replays += 1
-            complete = len(page.records) < PAGE_SIZE
-            if complete and page.through.epoch == self.epoch and page.through.seq < self.cursor:
-                # The live read went further while this one ran: read up to
-                # the cursor while it cannot move, then join.
-                async with self._lock:
-                    if listener.live or listener.close_reason is not None:
-                        return
-                    rest = await self.history.read(listener.topics, page.through, PAGE_SIZE)
-                    if rest is not None and len(rest.records) < PAGE_SIZE:
-                        page = Page(page.records + rest.records, rest.through)
-                        listener.go_live(page.through.seq)
-            elif complete and page.through.epoch == self.epoch:
-                # This read saw everything the live read will not deliver.
-                listener.go_live(page.through.seq)
-            elif complete:
+            if len(page.records) < PAGE_SIZE and page.through.epoch == self.epoch:
+                page = await self._join_live(listener, page)
+            elif len(page.records) < PAGE_SIZE:
                 # The history started a new epoch that this loop has not read
                 # yet: its next read resets every listener, this one included.
                 await self.pump()
             if page.records:
                 self.stats.events_replayed += len(page.records)
                 yield b"".join(encode_event(record.event) for record in page.records)
-            if listener.live:
+            if listener.live or listener.close_reason is not None:
                 return
             after = page.through
         # Let the client come back from where it got to.
         listener.close(SLOW)
+
+    async def _join_live(self, listener: Listener, page: Page) -> Page:
+        """
+        Make ``listener`` live after ``page``, a complete read, if nothing
+        between it and the cursor is missing; return what it must still send.
+        """
+        async with self._lock:
+            if listener.live or listener.close_reason is not None:
+                return page
+            if page.through.seq < self.cursor:
+                # The live read went further while this one ran: read up to the
+                # cursor while it cannot move.
+                rest = await self.history.read(listener.topics, page.through, PAGE_SIZE)
+                if rest is None or len(rest.records) == PAGE_SIZE:
+                    return page  # Read on, or reset, without the lock.
+                page = Page(page.records + rest.records, rest.through)
+            listener.go_live(page.through.seq)
+            return page
 
     def _reset_listener(self, listener: Listener, reason: str, has: int = 0) -> bytes:
         self.stats.resets[reason] += 1

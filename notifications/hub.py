@@ -54,6 +54,9 @@ class Hub:
         self.poll_interval = setting("POLL_INTERVAL") if poll_interval is None else poll_interval
         self.drain_seconds: float | None = None
         self._reading: asyncio.Task | None = None
+        # Streams opening at once on an idle hub must start the reader once:
+        # each start() moves the cursor to the head.
+        self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
 
     @property
@@ -73,9 +76,10 @@ class Hub:
         new_topics = not self.subscription.joined.issuperset(listener.topics)
         self.fanout.add(listener)
         try:
-            if self._reading is None:
-                await self.reader.start()
-                self._reading = self._spawn(self.reader.run(self.poll_interval))
+            async with self._starting:
+                if self._reading is None:
+                    await self.reader.start()
+                    self._reading = self._spawn(self.reader.run(self.poll_interval))
             # A leave in progress may still count this listener's topics as
             # joined: wait for it, then join again whatever it left.
             if new_topics or self.subscription.busy:

@@ -52,7 +52,12 @@ def _bearer_refusal(request: HttpRequest, token: str) -> HttpResponse | None:
 
 
 def serves_event_stream(view):
-    """Mark ``view`` as producing a long-lived stream (see notifications.asgi)."""
+    """
+    Mark ``view`` as one that asgi.StreamingASGIHandler serves without a
+    per-request thread and with STREAM_MIDDLEWARE: the stream views, and the
+    publish views, which need no session and must not queue behind the
+    middleware's thread hops of every stream that opens.
+    """
     view.serves_event_stream = True
     return view
 
@@ -164,6 +169,7 @@ async def _published(publishing) -> HttpResponse:
     return JsonResponse(result, status=202)
 
 
+@serves_event_stream
 @csrf_exempt  # Authenticated by bearer token, never by cookie.
 async def publish(request: HttpRequest, event_type: str) -> HttpResponse:
     """Publish the JSON body as an event; for services that are not Django."""
@@ -184,6 +190,7 @@ async def publish(request: HttpRequest, event_type: str) -> HttpResponse:
     return await _published(publishing())
 
 
+@serves_event_stream
 @csrf_exempt  # Authenticated by bearer token, never by cookie.
 async def publish_many(request: HttpRequest) -> HttpResponse:
     """

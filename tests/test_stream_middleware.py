@@ -95,3 +95,17 @@ def test_e009_stream_middleware_must_import_and_be_async():
         "which is not async-capable."
     )
     assert "cannot be imported" in errors[1].msg
+
+
+async def test_publishing_over_http_skips_the_projects_middleware_too():
+    seen.clear()
+    with with_recording_middleware():
+        response = await get(
+            "/sse/publish/alpha/",
+            method="POST",
+            body=b"{}",
+            headers=[(b"authorization", f"Bearer {settings.NOTIFICATIONS['PUBLISH_TOKEN']}".encode())],
+        )
+
+    assert response.status == 202
+    assert seen == []
