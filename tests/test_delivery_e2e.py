@@ -29,9 +29,12 @@ STREAMS = 100
 MOVED = 20
 EVENTS = 5_000
 PUBLISHERS = 4
-# Seconds the publishers, then the last deliveries, may take at most.
+# Seconds the publishers may take, and the last deliveries after them.
 PUBLISH_TIMEOUT = 120
-DELIVERY_TIMEOUT = 90
+DELIVERY_TIMEOUT = 30
+
+# About a minute each on two busy cores; more when other work shares them.
+pytestmark = pytest.mark.timeout(PUBLISH_TIMEOUT + DELIVERY_TIMEOUT + 60)
 # What channels-redis logs when group_send skipped a member at capacity.
 OVERFLOW = "channels over capacity in group"
 
@@ -48,7 +51,8 @@ class Burst:
 
     ids: list[str]
     publish_seconds: float
-    last_delivery_seconds: float
+    # None when some stream did not get all events in time.
+    last_delivery_seconds: float | None
     moved_while_publishing: int
     connections: int
 
@@ -67,16 +71,18 @@ async def burst(ports: list[int], start_publishers) -> tuple[list[Follower], Bur
     started = time.monotonic() + 2  # Time for the publishers to start up.
     processes = start_publishers(started)
     moved_while_publishing = 0
+    # Readers stop at the latest DELIVERY_TIMEOUT after the publishers.
     deadline = started + PUBLISH_TIMEOUT + DELIVERY_TIMEOUT
+    done = [0.0] * STREAMS
 
-    async def read(number: int, follower: Follower) -> float:
+    async def read(number: int, follower: Follower) -> None:
         nonlocal moved_while_publishing
         if number in move_at:
             await follower.follow(lambda f: f.event_count >= move_at[number], deadline - time.monotonic())
             moved_while_publishing += any(process.poll() is None for process in processes)
             await follower.move()
-        await follower.follow(lambda f: f.event_count >= EVENTS, deadline - time.monotonic())
-        return time.monotonic()
+        if await follower.follow(lambda f: f.event_count >= EVENTS, deadline - time.monotonic()):
+            done[number] = time.monotonic()
 
     reading = asyncio.gather(*(read(n, f) for n, f in enumerate(followers)))
     try:
@@ -84,9 +90,11 @@ async def burst(ports: list[int], start_publishers) -> tuple[list[Follower], Bur
             *(asyncio.to_thread(publisher.result, process, PUBLISH_TIMEOUT) for process in processes)
         )
         publish_seconds = time.monotonic() - started
-        done = await reading
+        # What has not arrived by then is reported missing below.
+        await asyncio.wait({reading}, timeout=DELIVERY_TIMEOUT)
     finally:
         reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
     ids = [event_id for result in results for event_type in TYPES for event_id in result["ids"][event_type]]
     last = await publish_ids(ports[0], "beta", 1, start=EVENTS)
     await asyncio.gather(*(f.follow(lambda f: f.last_event_id == last[0], 10) for f in followers))
@@ -95,7 +103,7 @@ async def burst(ports: list[int], start_publishers) -> tuple[list[Follower], Bur
     return followers, Burst(
         ids + last,
         publish_seconds,
-        max(done) - started,
+        max(done) - started if all(done) else None,
         moved_while_publishing,
         sum(follower.connections for follower in followers),
     )
@@ -129,15 +137,18 @@ def check_guarantee(followers: list[Follower], result: Burst) -> None:
     assert len(result.ids) == EVENTS + 1 and len(set(result.ids)) == EVENTS + 1, "every publish accepted"
     published = set(result.ids)
     problems = {n: p for n, f in enumerate(followers) if (p := delivery_problems(f, published))}
-    assert problems == {}, f"{len(problems)} of {STREAMS} clients broke the guarantee: {problems}"
+    some = dict(list(problems.items())[:5])
+    assert not problems, f"{len(problems)} of {STREAMS} clients broke the guarantee, e.g. {some}"
     assert all(follower.connections >= 2 for follower in followers[:MOVED]), "moved"
 
 
 def report(name: str, result: Burst) -> None:
+    seconds = result.last_delivery_seconds
+    last = "(not all)" if seconds is None else f"{seconds:.1f} s"
     print(
         f"{name}: {EVENTS:,} events from {PUBLISHERS} processes to {STREAMS} streams on two types: "
-        f"published in {result.publish_seconds:.1f} s, last delivered {result.last_delivery_seconds:.1f} s "
-        f"after publishing started; {result.connections} connections "
+        f"published in {result.publish_seconds:.1f} s, last delivered {last} after publishing started; "
+        f"{result.connections} connections "
         f"({MOVED} moved, {result.moved_while_publishing} of them while publishers ran)"
     )
 
