@@ -6,7 +6,10 @@ right for tests and too slow for 10,000 streams on two cores. A Stream here
 decodes HTTP/1.1 chunked framing and only scans the payload for what the
 benchmark needs: the publish timestamp of each benchmark event (``"t":`` is
 the last key of its JSON payload), the farewell event, and whether the
-response ended with the chunked terminator or was cut.
+response ended with the chunked terminator or was cut. A stream opened to
+``follow`` also reads each event's id into a Tally (exactly once, in order?)
+and, like EventSource, connects again with Last-Event-ID when its response
+ends.
 
 Workers are plain-asyncio processes driven over a multiprocessing pipe by
 benchmarks/run.py; every command is bounded in time.
@@ -23,15 +26,67 @@ from multiprocessing.connection import Connection
 # CLOCK_MONOTONIC is system-wide on Linux, so times compare across processes.
 TIMESTAMP = b'"t":'
 FAREWELL = b"server_shutdown"
+RESET = b"event: stream_reset"
+ID = b"id: "
+# Seconds a following stream waits before it connects again. Shorter than
+# the browser's "retry:" (2 s): the benchmark measures the server, not the
+# browser's back-off.
+RECONNECT_PAUSE = 0.1
+# Attempts to connect again before a following stream gives up.
+MAX_RECONNECT_ATTEMPTS = 50
+
+
+class Tally:
+    """What one client received across its connections, by event seq."""
+
+    __slots__ = ("seen", "last_seq", "delivered", "duplicates", "order_violations", "resets", "last_at")
+
+    def __init__(self):
+        # One byte per seq: 10,000 events to 1,000 clients is 10 MB, where
+        # sets of ints would take hundreds.
+        self.seen = bytearray()
+        self.last_seq = 0
+        self.delivered = 0
+        self.duplicates = 0
+        self.order_violations = 0
+        self.resets = 0
+        self.last_at = 0.0
+
+    def count(self, event_id: bytes, now: float) -> None:
+        seq = int(event_id.rpartition(b"-")[2])
+        if seq >= len(self.seen):
+            self.seen.extend(bytes(seq + 1 - len(self.seen) + 1024))
+        if self.seen[seq]:
+            self.duplicates += 1
+        else:
+            self.seen[seq] = 1
+            self.delivered += 1
+            self.last_at = now
+        if seq <= self.last_seq:
+            self.order_violations += 1
+        self.last_seq = seq
+
+
+def request_bytes(port: int, path: str, headers: dict | None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 class Stream(asyncio.Protocol):
     """One SSE response, read with minimal parsing."""
 
-    def __init__(self, request: bytes, latencies: array, wanted_events: int):
+    def __init__(
+        self, request: bytes, latencies: array, wanted_events: int, tally: Tally | None = None, on_end=None
+    ):
         self.request = request
         self.latencies = latencies
         self.wanted_events = wanted_events
+        self.tally = tally
+        # Called with this stream when its connection ends (to follow it).
+        self.on_end = on_end
+        # The id of the last frame that had one: the browser's Last-Event-ID.
+        self.event_id = b""
         self.transport: asyncio.Transport | None = None
         self.status = 0
         self.headers_at = 0.0
@@ -79,6 +134,8 @@ class Stream(asyncio.Protocol):
             self.cut = not self.terminated
         if not self.answered.done():
             self.answered.set_result(None)
+        if self.on_end is not None:
+            self.on_end(self)
 
     @property
     def open(self) -> bool:
@@ -120,16 +177,35 @@ class Stream(asyncio.Protocol):
             self.pending = text
             return
         lines, self.pending = text[: last_line_end + 1], text[last_line_end + 1 :]
+        tally, start = self.tally, 0
         found = lines.find(TIMESTAMP)
         while found != -1:
+            if tally is not None:
+                self._read_id(lines, start, found)
+                tally.count(self.event_id, now)
             value_end = lines.find(b"}", found)
             self.latencies.append(now - float(lines[found + 4 : value_end]))
             self.events += 1
+            start = value_end
             found = lines.find(TIMESTAMP, value_end)
+        if tally is not None:
+            # A position frame, or the id line of an event whose data comes next.
+            self._read_id(lines, start, len(lines))
+            if RESET in lines:
+                tally.resets += lines.count(RESET)
         if not self.wanted_at and self.events >= self.wanted_events:
             self.wanted_at = now
         if not self.farewell and FAREWELL in lines:
             self.farewell = True
+
+    def _read_id(self, lines: bytes, start: int, end: int) -> None:
+        """Keep the last id line of ``lines[start:end]``, if there is one."""
+        # Lines start after a newline: an id field is at the start of one.
+        at = lines.rfind(ID, start, end)
+        while at > 0 and lines[at - 1] != 10:
+            at = lines.rfind(ID, start, at)
+        if at != -1:
+            self.event_id = lines[at + len(ID) : lines.index(b"\n", at)]
 
 
 class Worker:
@@ -139,6 +215,10 @@ class Worker:
         self.connection = connection
         self.streams: list[Stream] = []
         self.latencies = array("d")
+        # Clients opened to follow, and whether their streams still reconnect.
+        self.tallies: list[Tally] = []
+        self.following = False
+        self._reconnects: set[asyncio.Task] = set()
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -159,16 +239,18 @@ class Worker:
         headers: dict | None = None,
         wanted_events: int = 0,
         start_at: float = 0.0,
+        follow: bool = False,
     ) -> dict:
         """
         Open ``count`` streams, at most ``concurrency`` connecting at once,
         from ``start_at``; wait until each has its headers and
         ``wanted_events`` benchmark events, at most ``timeout`` seconds.
+        With ``follow``, each stream is a client with a Tally that connects
+        again when its response ends.
         """
         loop = asyncio.get_running_loop()
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
-        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        request = request_bytes(port, path, headers)
+        self.following = self.following or follow
         gate = asyncio.Semaphore(concurrency)
         failures: Counter[str] = Counter()
         opened: list[Stream] = []
@@ -179,7 +261,12 @@ class Worker:
 
         async def open_one() -> None:
             async with gate:
-                stream = Stream(request, self.latencies, wanted_events)
+                tally, on_end = None, None
+                if follow:
+                    tally = Tally()
+                    self.tallies.append(tally)
+                    on_end = self._follower(port, path, headers)
+                stream = Stream(request, self.latencies, wanted_events, tally, on_end)
                 try:
                     # The loop's clock is time.monotonic().
                     async with asyncio.timeout_at(deadline):
@@ -232,6 +319,52 @@ class Worker:
             "latencies": self.latencies.tobytes(),
         }
 
+    def _follower(self, port: int, path: str, headers: dict | None):
+        """Return the on_end callback that connects a following stream again."""
+
+        def on_end(stream: Stream) -> None:
+            if self.following:
+                task = asyncio.ensure_future(reconnect(stream))
+                self._reconnects.add(task)
+                task.add_done_callback(self._reconnects.discard)
+
+        async def reconnect(ended: Stream) -> None:
+            loop = asyncio.get_running_loop()
+            for _ in range(MAX_RECONNECT_ATTEMPTS):
+                await asyncio.sleep(RECONNECT_PAUSE)
+                if not self.following:
+                    return
+                resume = {"Last-Event-ID": ended.event_id.decode()} if ended.event_id else {}
+                request = request_bytes(port, path, {**(headers or {}), **resume})
+                stream = Stream(request, self.latencies, 0, ended.tally, on_end)
+                stream.event_id = ended.event_id
+                try:
+                    await loop.create_connection(lambda stream=stream: stream, "127.0.0.1", port)
+                except OSError:
+                    continue
+                self.streams.append(stream)
+                return
+
+        return on_end
+
+    async def collect_tallies(self, expected: int, timeout: float) -> dict:
+        """Wait until every following client has ``expected`` events (at most ``timeout`` s)."""
+        await self._until(
+            lambda: all(t.delivered >= expected for t in self.tallies), time.monotonic() + timeout
+        )
+        tallies = self.tallies
+        return {
+            "clients": len(tallies),
+            "connections": len(self.streams),
+            "delivered": sum(t.delivered for t in tallies),
+            "duplicates": sum(t.duplicates for t in tallies),
+            "order_violations": sum(t.order_violations for t in tallies),
+            "resets": sum(t.resets for t in tallies),
+            "complete": sum(t.delivered >= expected for t in tallies),
+            "last_at": max((t.last_at for t in tallies), default=0.0),
+            "latencies": self.latencies.tobytes(),
+        }
+
     async def watch_end(self, timeout: float) -> dict:
         """Wait until every stream has ended (at most ``timeout`` s); say how each ended."""
         await self._until(lambda: not any(s.open for s in self.streams), time.monotonic() + timeout)
@@ -246,7 +379,11 @@ class Worker:
         }
 
     async def close_streams(self) -> dict:
-        """Close every stream."""
+        """Close every stream (following ones too: they stop reconnecting)."""
+        self.following = False
+        for task in self._reconnects:
+            task.cancel()
+        self.tallies.clear()
         for stream in self.streams:
             if stream.transport is not None:
                 stream.transport.abort()

@@ -2,7 +2,7 @@
 Benchmark notifications under stock Daphne against two baselines, in one run.
 
     python -m benchmarks.run [--quick] [--servers daphne,fastapi,sse-starlette]
-                             [--scenarios capacity,fanout,storm]
+                             [--scenarios capacity,fanout,storm,burst]
 
 Servers: ``daphne project.asgi:application`` (in-memory layer); the
 hand-made FastAPI service (examples/fastapi_sse) and an sse-starlette service
@@ -17,6 +17,10 @@ Scenarios (each on a fresh server process):
   publish-to-parsed latency, server CPU; then SIGTERM with 5,000 open (drain).
 - storm: events are published, then N clients connect at once with
   Last-Event-ID: time until all have headers and their replay.
+- burst (daphne only): two Daphne processes on a redis-server of its own,
+  N streams on two types, events published as fast as they can from 4
+  processes (benchmarks/publisher.py); delivered, duplicates, order
+  violations, stream_reset events, seconds to the last delivery.
 
 The client is benchmarks/client.py in several worker processes. Machines are
 shared: read the ratios against the baselines, not absolute times. Prints a
@@ -47,6 +51,7 @@ from pathlib import Path
 from notifications.stop_check import children_cpu_seconds, cpu_seconds
 from notifications.testing import ServerProcess, daphne, free_port, http_request
 
+from . import publisher
 from .client import worker_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +64,12 @@ OPEN_TIMEOUT = 180
 DRAIN_WAIT = 30
 PUBLISH_TIMEOUT = 60
 BASELINES = ("fastapi", "sse-starlette")
+# The burst: streams on two types, on two Daphne processes sharing a Redis.
+BURST_SETTINGS = "benchmarks.settings_burst"
+BURST_TYPES = ["alpha", "beta"]
+BURST_PATH = "/sse/subscribe/?types=alpha,beta"
+BURST_PUBLISHERS = 4
+BURST_PROCESSES = 2
 
 
 @dataclass(frozen=True)
@@ -73,10 +84,14 @@ class Scale:
     collect_timeout: float
     # Seconds to let a server settle after streams opened or closed.
     settle: float = 1.0
+    burst_streams: int = 1_000
+    burst_events: int = 10_000
+    # Seconds to wait for the burst's last deliveries after the last publish.
+    burst_timeout: float = 600
 
 
 FULL = Scale(10_000, (1_000, 5_000), 200, 50, 1_000, 20, 90)
-QUICK = Scale(300, (100, 300), 50, 50, 100, 10, 10)
+QUICK = Scale(300, (100, 300), 50, 50, 100, 10, 10, burst_streams=100, burst_events=1_000, burst_timeout=60)
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,12 @@ class Target:
     replay: bool
 
     def server(
-        self, port: int, examples_python: str | None, work: Path, daphne_settings: str
+        self,
+        port: int,
+        examples_python: str | None,
+        work: Path,
+        daphne_settings: str,
+        env: dict | None = None,
     ) -> ServerProcess:
         if self.name == "daphne":
             env = {
@@ -97,6 +117,7 @@ class Target:
                 # The embedded default without the database: layer and history in memory.
                 "NOTIFICATIONS_HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
                 "PYTHONPATH": str(ROOT),
+                **(env or {}),
             }
             return daphne(port, env=env, cwd=ROOT)
         module = {"fastapi": "fastapi_sse.app:app", "sse-starlette": "sse_starlette_app.app:app"}[self.name]
@@ -265,11 +286,13 @@ class Bench:
         return row
 
     @contextlib.asynccontextmanager
-    async def serving(self, target: Target) -> AsyncIterator[ServerProcess]:
+    async def serving(
+        self, target: Target, env: dict | None = None, settings: str | None = None
+    ) -> AsyncIterator[ServerProcess]:
         """Start a fresh server of ``target``, warmed up; stop it afterwards whatever happens."""
         port = free_port()
         log = self.work / f"{target.name}-{port}.log"
-        server = target.server(port, self.examples_python, self.work, self.daphne_settings)
+        server = target.server(port, self.examples_python, self.work, settings or self.daphne_settings, env)
         try:
             await asyncio.to_thread(server.start, log)
             # Warm up (imports, first-request setup) before measuring the process.
@@ -445,6 +468,93 @@ class Bench:
             "publish_p99_ms": ms(percentile(durations, 0.99)),
         }
 
+    async def burst(self, target: Target) -> None:
+        if target.name != "daphne":
+            return  # The baselines have no way to share events between processes.
+        # The tests' redis-server: loopback only, a free port, nothing on disk.
+        from tests.redis_server import RedisServer
+
+        redis = RedisServer(self.work / "redis").start()
+        env = {"REDIS_URL": redis.url}
+        print(
+            f"# burst: {BURST_PROCESSES} daphne processes with {BURST_SETTINGS} on a redis-server "
+            f"of their own (channels_redis layer, RedisHistory), {BURST_PUBLISHERS} publisher processes"
+        )
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                servers = [
+                    await stack.enter_async_context(self.serving(target, env, BURST_SETTINGS))
+                    for _ in range(BURST_PROCESSES)
+                ]
+                await self._burst(target, servers, env, redis.process.process.pid)
+        finally:
+            redis.stop()
+
+    async def _burst(self, target: Target, servers: list[ServerProcess], env: dict, redis_pid: int) -> None:
+        streams, events = self.scale.burst_streams, self.scale.burst_events
+        for index, server in enumerate(servers):
+            share = streams // len(servers) + (index < streams % len(servers))
+            await self.pool.open(server.port, share, concurrency=200, path=BURST_PATH, follow=True)
+        await asyncio.sleep(self.scale.settle)
+        await self.pool.call_all("reset", 30)
+        pids = [server.process.pid for server in servers]
+        cpu_before = sum(map(cpu_seconds, pids)), cpu_seconds(redis_pid)
+        # Time for the publishers to start up; they publish from then on.
+        start_at = time.monotonic() + 3
+        share = events // BURST_PUBLISHERS
+        processes = [
+            publisher.start(
+                share + (index < events % BURST_PUBLISHERS),
+                BURST_TYPES,
+                first=index * share,
+                start_at=start_at,
+                env={"DJANGO_SETTINGS_MODULE": BURST_SETTINGS, **env},
+            )
+            for index in range(BURST_PUBLISHERS)
+        ]
+        published = await asyncio.gather(
+            *(asyncio.to_thread(publisher.result, process, PUBLISH_TIMEOUT * 10) for process in processes)
+        )
+        answers = await self.pool.call_all(
+            "collect_tallies",
+            self.scale.burst_timeout + 30,
+            expected=events,
+            timeout=self.scale.burst_timeout,
+        )
+        cpu = sum(map(cpu_seconds, pids)) - cpu_before[0]
+        redis_cpu = cpu_seconds(redis_pid) - cpu_before[1]
+        counted = [key for key in answers[0] if key not in ("last_at", "latencies")]
+        totals = {key: sum(answer[key] for answer in answers) for key in counted}
+        delivered = totals["delivered"]
+        latencies = array("d")
+        for answer in answers:
+            latencies.frombytes(answer["latencies"])
+        ordered = sorted(latencies)
+        last_at = max(a["last_at"] for a in answers)
+        accepted = sum(len(ids) for result in published for ids in result["ids"].values())
+        expected = totals["clients"] * accepted
+        self.record(
+            "burst",
+            target,
+            streams=totals["clients"],
+            events=accepted,
+            publishers=BURST_PUBLISHERS,
+            processes=len(servers),
+            publish_seconds=round(max(result["seconds"] for result in published), 2),
+            delivered=delivered,
+            delivery_ratio=delivered / expected if expected else None,
+            duplicates=totals["duplicates"],
+            order_violations=totals["order_violations"],
+            resets=totals["resets"],
+            complete_streams=totals["complete"],
+            connections=totals["connections"],
+            last_delivery_seconds=round(last_at - start_at, 2) if last_at else None,
+            p50_ms=ms(percentile(ordered, 0.50)),
+            p99_ms=ms(percentile(ordered, 0.99)),
+            server_cpu_us_per_delivery=round(1e6 * cpu / delivered, 1) if delivered else None,
+            redis_cpu_seconds=round(redis_cpu, 2),
+        )
+
     async def storm(self, target: Target) -> None:
         async with self.serving(target) as server:
             await self._storm(target, server)
@@ -511,6 +621,19 @@ COLUMNS = {
         "error_lines",
     ],
     "storm": ["clients", "connected", "headers_p50_ms", "all_headers_ms", "all_replayed_ms", "failures"],
+    "burst": [
+        "streams",
+        "events",
+        "delivery_ratio",
+        "duplicates",
+        "order_violations",
+        "resets",
+        "connections",
+        "publish_seconds",
+        "last_delivery_seconds",
+        "p99_ms",
+        "server_cpu_us_per_delivery",
+    ],
 }
 # Figures compared as "daphne / baseline" ratios (lower is better for each).
 RATIOS = {
@@ -518,6 +641,7 @@ RATIOS = {
     "fanout": ["p50_ms", "p99_ms", "server_cpu_us_per_delivery"],
     "drain": ["exit_seconds"],
     "storm": ["all_headers_ms", "all_replayed_ms"],
+    "burst": [],
 }
 
 
@@ -650,6 +774,16 @@ def print_targets(results: list[dict]) -> None:
                 storm_ratio is not None and storm_ratio <= 1 and not ours_storm["failures"],
             ]
         )
+    burst = find(results, "burst", "daphne", "streams")
+    if burst:
+        rows.append(
+            [
+                f"burst of {burst['events']:,} to {burst['streams']:,}: every event once, in order",
+                f"{cell(burst['delivery_ratio'])} delivered, {burst['duplicates']} twice, "
+                f"{burst['order_violations']} out of order, {burst['resets']} resets",
+                burst["delivery_ratio"] == 1 and not (burst["duplicates"] or burst["order_violations"]),
+            ]
+        )
     if rows:
         print_table("targets", ["target", "measured", "met"], rows)
 
@@ -679,7 +813,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small numbers, about a minute")
     parser.add_argument("--servers", default="daphne,fastapi,sse-starlette")
-    parser.add_argument("--scenarios", default="capacity,fanout,storm")
+    parser.add_argument("--scenarios", default="capacity,fanout,storm,burst")
     parser.add_argument("--workers", type=int, default=4, help="client worker processes")
     parser.add_argument("--examples-venv", help="venv of the baselines (default: examples/.venv)")
     parser.add_argument(

@@ -15,6 +15,9 @@ TINY = Scale(
     storm_missed=5,
     collect_timeout=10,
     settle=0.2,
+    burst_streams=20,
+    burst_events=200,
+    burst_timeout=20,
 )
 
 
@@ -34,8 +37,11 @@ async def test_benchmark_measures_every_scenario_against_daphne(capsys):
     ]
     (storm,) = by_scenario["storm"]
     assert (storm["connected"], storm["replayed"], storm["failures"]) == (20, 20, {})
+    (burst,) = by_scenario["burst"]
+    assert (burst["streams"], burst["events"], burst["delivered"]) == (20, 200, 4000)
+    assert (burst["duplicates"], burst["order_violations"], burst["resets"]) == (0, 0, 0)
     printed = capsys.readouterr().out
-    for title in ("## capacity", "## fanout", "## drain", "## storm", "## targets", "## JSON"):
+    for title in ("## capacity", "## fanout", "## drain", "## storm", "## burst", "## targets", "## JSON"):
         assert title in printed
 
 

@@ -10,24 +10,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from notifications.history import EventId
-from notifications.testing import SSEClient, daphne, free_port, open_streams
+from notifications.testing import SSEClient, open_streams
 
 from .conftest import ROOT
-from .lifecycle import problem_lines, publish_http, publish_ids
+from .lifecycle import Follower, follow_all, problem_lines, publish_http, publish_ids, start_daphne
 from .redis_server import RedisServer
 
 PATH = "/sse/subscribe/announcement/"
-
-
-def start_daphne(tmp_path, env, port=None):
-    port = port or free_port()
-    log = tmp_path / f"daphne-{port}-{time.monotonic_ns()}.log"
-    return daphne(port, env=env, cwd=ROOT).start(log)
 
 
 def announcement_ids(client) -> list[str]:
@@ -50,71 +43,6 @@ def publish_from_worker(env, count: int) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1].split(",")
-
-
-class Follower:
-    """
-    What EventSource does: when a response ends or is cut, connect again with
-    Last-Event-ID, here to the next server in turn, and keep every event.
-    """
-
-    def __init__(self, ports: list[int]):
-        self.ports = ports
-        self.turn = 0
-        self.finished = []  # Events of earlier connections.
-        self.connections = 0
-        self.client: SSEClient | None = None
-
-    @property
-    def events(self) -> list:
-        return self.finished + (self.client.events if self.client else [])
-
-    def ids(self, event_type: str = "announcement") -> list[str]:
-        return [event.id for event in self.events if event.event == event_type]
-
-    @property
-    def last_event_id(self) -> str | None:
-        ids = [event.id for event in self.events if event.id]
-        return ids[-1] if ids else None
-
-    async def connect(self) -> None:
-        headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
-        for _ in range(100):
-            port = self.ports[self.turn % len(self.ports)]
-            self.turn += 1
-            client = SSEClient("127.0.0.1", port, PATH, headers)
-            try:
-                await client.connect(timeout=5)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            self.client = client
-            self.connections += 1
-            await client.read_until(lambda c: c.retry is not None, 5)
-            return
-        raise AssertionError("no server accepted the stream")
-
-    async def follow(self, until, timeout: float) -> bool:
-        """Read, reconnecting whenever a response ends, until ``until(self)`` or ``timeout``."""
-        deadline = time.monotonic() + timeout
-        for _ in range(100):
-            await self.client.read_until(lambda _: until(self), max(deadline - time.monotonic(), 0))
-            if until(self) or time.monotonic() >= deadline:
-                break
-            self.finished += self.client.events
-            self.client.close()
-            self.client = None
-            await asyncio.sleep(0.05)
-            await self.connect()
-        return until(self)
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-
-
-async def follow_all(followers: list[Follower], last_id: str, timeout: float = 20) -> None:
-    await asyncio.gather(*(f.follow(lambda f: f.last_event_id == last_id, timeout) for f in followers))
 
 
 @pytest.fixture
