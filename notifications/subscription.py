@@ -107,26 +107,30 @@ class Subscription:
         started = time.monotonic()
         while True:
             await asyncio.sleep(pause)
-            try:
-                await self.sync(set(self.joined), refresh=True)
-            except Exception as exc:
-                self.stats.layer_errors += 1
-                logger.debug("Rejoining groups failed error=%r; retrying in %ss", describe(exc), pause)
-                pause = min(pause * 2, MAX_RETRY_PAUSE)
-                continue
-            logger.info("Channel layer back after %.1fs; groups rejoined", time.monotonic() - started)
-            self.on_rejoined()
-            return
+            error = await self._join_again()
+            if error is None:
+                break
+            logger.debug("Rejoining groups failed error=%r; retrying in %ss", describe(error), pause)
+            pause = min(pause * 2, MAX_RETRY_PAUSE)
+        logger.info("Channel layer back after %.1fs; groups rejoined", time.monotonic() - started)
+        self.on_rejoined()
 
     async def _refresh_loop(self) -> None:
         interval = max(min(getattr(self.layer, "group_expiry", 86400) / 2, REFRESH_INTERVAL), 0.1)
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.sync(set(self.joined), refresh=True)
-            except Exception as exc:
-                self.stats.layer_errors += 1
-                logger.warning("Refreshing groups failed error=%r; next in %ss", describe(exc), interval)
+            error = await self._join_again()
+            if error is not None:
+                logger.warning("Refreshing groups failed error=%r; next in %ss", describe(error), interval)
+
+    async def _join_again(self) -> Exception | None:
+        """Join every group again; return the error if that failed (it is counted)."""
+        try:
+            await self.sync(set(self.joined), refresh=True)
+        except Exception as exc:
+            self.stats.layer_errors += 1
+            return exc
+        return None
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.ensure_future(coroutine)
