@@ -73,6 +73,7 @@ RULES = {
     "EMBEDDED_TASK_WORKER": (lambda v: v is None or (isinstance(v, str) and v), "None or an alias in TASKS"),
     "HISTORY_BACKEND": (_non_empty_str, "a dotted path to an EventHistory class"),
     "CHANNEL_LAYER": (_non_empty_str, "an alias in CHANNEL_LAYERS"),
+    "EAGER_WRITES": (lambda v: isinstance(v, bool), "True or False"),
     "STREAM_MIDDLEWARE": (
         lambda v: v is None or (isinstance(v, list | tuple) and all(map(_non_empty_str, v))),
         "None or a list of dotted paths to async-capable middleware",

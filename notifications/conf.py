@@ -57,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     # (async-capable only). None: async twins of Django's SessionMiddleware
     # and AuthenticationMiddleware, for those of them settings.MIDDLEWARE has.
     "STREAM_MIDDLEWARE": None,
+    # Under Daphne, send an event stream's writes at once when its connection
+    # has nothing unsent, instead of Twisted's buffer-then-poll (see
+    # servers/daphne.py). False keeps Twisted's own writes.
+    "EAGER_WRITES": True,
     # Alias in CHANNEL_LAYERS that carries events between processes.
     "CHANNEL_LAYER": "default",
     # Seconds a stopping server waits for streams to end before closing

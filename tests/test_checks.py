@@ -62,6 +62,8 @@ class CheckSettingsTests(SimpleTestCase):
             "PUBLISH_TOKEN": ("", None),
             "HISTORY_BACKEND": (None, DEFAULTS["HISTORY_BACKEND"]),
             "CHANNEL_LAYER": (["default"], "default"),
+            "EAGER_WRITES": ("yes", False),
+            "STREAM_MIDDLEWARE": ("notifications.middleware.StreamSessionMiddleware", []),
             "MAX_STREAMS": (0, None),
             "MAX_STREAMS_PER_USER": ("10", 10),
             "LIMIT_RETRY_MS": (None, 1000),

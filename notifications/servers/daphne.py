@@ -25,6 +25,12 @@ system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
   "Connection: close").
 - ``twisted.internet.abstract.FileDescriptor.dataBuffer``, ``.offset`` and
   ``._tempDataLen``: the bytes a connection has not sent yet.
+- ``twisted.internet.tcp.Connection.writeSomeData()``, ``.connected``,
+  ``.disconnecting`` and ``.TLS``: an event stream's connection sends at once
+  when nothing waits unsent (see _write_eagerly()). Twisted's write() only
+  buffers and registers the socket for writability, then unregisters it once
+  the buffer is flushed: two epoll_ctl calls and a reactor turn per write,
+  which was about 45 % of the CPU of a 1,000-stream fan-out.
 - ``daphne.server.twisted_loop``: the asyncio loop the reactor runs on.
 - ``Server.verbosity`` and ``Server.http_factory`` (optional, skipped when
   absent): at verbosity 0 or 1 Server.run() sends Twisted's log nowhere, so
@@ -60,7 +66,7 @@ def problems() -> list[str]:
     """Return the internals listed above that this Daphne or Twisted lacks."""
     try:
         from daphne import http_protocol, server
-        from twisted.internet import abstract
+        from twisted.internet import abstract, tcp
         from twisted.web import http
     except ImportError as error:
         return [f"cannot import {error.name}"]
@@ -78,6 +84,7 @@ def problems() -> list[str]:
         "WebRequest.finished": hasattr(http_protocol.WebRequest, "finished"),
         "HTTPChannel.persistent": hasattr(http.HTTPChannel, "persistent"),
         "FileDescriptor.dataBuffer": hasattr(abstract.FileDescriptor, "dataBuffer"),
+        "tcp.Connection.writeSomeData": hasattr(tcp.Connection, "writeSomeData"),
         "FileDescriptor.offset": hasattr(abstract.FileDescriptor, "offset"),
         "FileDescriptor._tempDataLen": code_mentions(abstract.FileDescriptor.__init__, "_tempDataLen"),
     }
@@ -123,6 +130,12 @@ def install() -> None:
             protocol.channel.transport.abortConnection()
             return
         await stock_handle_reply(server, protocol, message)
+        if (
+            message["type"] == "http.response.start"
+            and setting("EAGER_WRITES")
+            and _is_event_stream(protocol)
+        ):
+            _write_eagerly(protocol.channel.transport)
 
     kill_all_applications.drains = True
     Server.kill_all_applications = kill_all_applications
@@ -271,6 +284,33 @@ def _too_far_behind(protocol, message: dict) -> bool:
     # and in _tempDataBuffer (_tempDataLen bytes).
     unsent = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
     return backpressure.too_far_behind(unsent)
+
+
+def _write_eagerly(transport) -> None:
+    """
+    Make ``transport`` send an event stream's writes at once when nothing is
+    waiting unsent, and buffer only what the socket does not take.
+    """
+    from twisted.internet import tcp
+
+    if not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False):
+        return  # TLS writes go through its own protocol; leave them to Twisted.
+    buffered_write_sequence = transport.writeSequence
+
+    def write_sequence(iovec) -> None:
+        idle = transport._tempDataLen == 0 and len(transport.dataBuffer) == transport.offset
+        if idle and transport.connected and not transport.disconnecting and not transport.TLS:
+            data = b"".join(iovec)
+            sent = transport.writeSomeData(data)
+            if not isinstance(sent, int):
+                sent = 0  # The connection is lost: Twisted's own write finds out.
+            if sent == len(data):
+                return
+            iovec = [data[sent:]]
+        buffered_write_sequence(iovec)
+
+    transport.writeSequence = write_sequence
+    transport.write = lambda data: write_sequence([data])
 
 
 def _is_event_stream(protocol) -> bool:
