@@ -14,12 +14,15 @@ class NotificationsConfig(AppConfig):
         from . import backpressure, lifecycle, receivers
         from .access import close_streams_on_logout
         from .checks import check_deployment, check_security, check_settings, check_tasks
+        from .dependencies import check_optional_libraries, check_versions
 
         checks.register(check_settings, "notifications")
         checks.register(check_security, "notifications")
         checks.register(check_deployment, "notifications", deploy=True)
         user_logged_out.connect(close_streams_on_logout, dispatch_uid="notifications.access")
         checks.register(check_tasks, "notifications")
+        checks.register(check_versions, "notifications")
+        checks.register(check_optional_libraries, "notifications")
         lifecycle.install()
         if "daphne.server" in sys.modules:
             backpressure.install()

@@ -24,7 +24,6 @@ from .conf import setting
 from .cors import with_cors
 from .exceptions import BackendUnavailable, InvalidEventType, PayloadError, PublishRefused
 from .limits import publish_limiter
-from .metrics import CONTENT_TYPE, exposition
 from .publishing import apublish
 from .streams import event_stream
 from .topics import check_registered, check_topic
@@ -171,4 +170,8 @@ async def metrics(request: HttpRequest) -> HttpResponse:
             return _plain(403, "Only staff users may read metrics.")
     else:
         return _plain(404, "Metrics are off: NOTIFICATIONS['METRICS_ACCESS'] is not set.")
+    # Imported here: prometheus-client is an optional dependency (the
+    # "metrics" extra), needed only once the endpoint is on (check E201).
+    from .metrics import CONTENT_TYPE, exposition
+
     return HttpResponse(exposition(), content_type=CONTENT_TYPE)

@@ -1,0 +1,68 @@
+"""Checks about what the app depends on: tested releases and optional libraries."""
+
+import sys
+
+from django.core.checks import Warning
+from django.test import SimpleTestCase
+
+from notifications.dependencies import (
+    E201,
+    TESTED,
+    check_optional_libraries,
+    check_versions,
+    installed_versions,
+    untested,
+)
+
+from .support import notifications_settings
+
+
+class CheckVersionsTests(SimpleTestCase):
+    def test_the_suite_runs_on_tested_releases(self):
+        self.assertEqual(sorted(installed_versions()), sorted(TESTED))
+        self.assertEqual(check_versions(None), [])
+
+    def test_w201_names_each_release_outside_the_range(self):
+        self.assertEqual(
+            untested({"Django": "7.0", "channels": "4.3.2", "daphne": "4.0.0"}),
+            [
+                Warning(
+                    "Django 7.0 is outside the releases notifications is tested with (>=5.2,<6.2).",
+                    hint="Install a tested release, or run the version matrix (make matrix) against it.",
+                    id="notifications.W201",
+                ),
+                Warning(
+                    "daphne 4.0.0 is outside the releases notifications is tested with (>=4.1,<4.3).",
+                    hint="Install a tested release, or run the version matrix (make matrix) against it.",
+                    id="notifications.W201",
+                ),
+            ],
+        )
+
+    def test_prereleases_and_bounds(self):
+        self.assertEqual(untested({"Django": "5.2", "channels": "4.3.99", "daphne": "4.2.0rc1"}), [])
+        self.assertEqual([w.id for w in untested({"Django": "6.2a1"})], ["notifications.W201"])
+        self.assertEqual([w.id for w in untested({"Django": "5.1.15"})], ["notifications.W201"])
+
+
+class CheckOptionalLibrariesTests(SimpleTestCase):
+    def test_metrics_off_needs_no_library(self):
+        with notifications_settings(METRICS_ACCESS=None):
+            self.assertEqual(check_optional_libraries(None), [])
+
+    def test_e201_metrics_on_without_prometheus_client(self):
+        saved = sys.modules.get("prometheus_client")
+        # None in sys.modules makes the import fail as if it were not installed.
+        sys.modules["prometheus_client"] = None
+        try:
+            with notifications_settings(METRICS_ACCESS="staff"):
+                self.assertEqual(check_optional_libraries(None), [E201])
+        finally:
+            if saved is None:
+                del sys.modules["prometheus_client"]
+            else:
+                sys.modules["prometheus_client"] = saved
+
+    def test_metrics_on_with_prometheus_client(self):
+        with notifications_settings(METRICS_ACCESS="staff"):
+            self.assertEqual(check_optional_libraries(None), [])
