@@ -11,10 +11,11 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_out
 
-        from . import backpressure, lifecycle, receivers
+        from . import backpressure, lifecycle
         from .access import close_streams_on_logout
         from .checks import check_deployment, check_security, check_settings, check_tasks
         from .dependencies import check_optional_libraries, check_versions
+        from .tasks import receivers
 
         checks.register(check_settings, "notifications")
         checks.register(check_security, "notifications")

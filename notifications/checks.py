@@ -15,7 +15,7 @@ from .access import AUTHENTICATED, PUBLIC
 from .conf import DEFAULTS
 from .cors import ANY_ORIGIN
 from .exceptions import describe
-from .task_events import TASK_EVENT_TYPES
+from .tasks.events import TASK_EVENT_TYPES
 from .topics import is_valid_name, registered
 
 

@@ -23,7 +23,7 @@ Daphne has no lifespan support, so the drain hooks into the servers:
   history to the next child through a file the parent names, so ids stay
   valid and clients catch up instead of resetting.
 
-Before the drain, the embedded task worker (task_worker.py), if any, stops
+Before the drain, the embedded task worker (tasks/worker.py), if any, stops
 and gets part of the drain timeout to finish its task.
 
 Stream cleanup itself lives in the stream's ``finally`` (streams.py): a client
@@ -45,11 +45,12 @@ from pathlib import Path
 
 from django.utils import autoreload
 
-from . import process, task_worker
+from . import process
 from .conf import setting
 from .history import get_history
 from .hub import existing_hub
 from .streams import farewell
+from .tasks import worker as task_worker
 
 logger = logging.getLogger(__name__)
 

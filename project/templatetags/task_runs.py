@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from notifications.access import public_types
-from notifications.task_events import TASK_COMPLETED, TASK_EVENT_TYPES
+from notifications.tasks.events import TASK_COMPLETED, TASK_EVENT_TYPES
 
 from ..models import TaskRun, sees_every_run
 
