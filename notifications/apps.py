@@ -13,9 +13,10 @@ class NotificationsConfig(AppConfig):
 
         from . import backpressure, lifecycle
         from .access import close_streams_on_logout
-        from .checks import check_deployment, check_security, check_settings, check_tasks
+        from .checks import check_deployment, check_security, check_settings
         from .dependencies import check_optional_libraries, check_versions
         from .tasks import receivers
+        from .tasks.checks import check_tasks
 
         checks.register(check_settings, "notifications")
         checks.register(check_security, "notifications")
