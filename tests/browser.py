@@ -21,6 +21,7 @@ from notifications.testing import daphne, free_port, http_request
 
 from .conftest import ROOT
 from .lifecycle import publish_http
+from .support import DEMO_ASGI
 
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -74,7 +75,7 @@ class Site:
 
     def start(self) -> "Site":
         log = self.tmp_path / f"daphne-{len(self.servers)}.log"
-        self.servers.append(daphne(self.port, env=self.env, cwd=ROOT).start(log))
+        self.servers.append(daphne(self.port, DEMO_ASGI, env=self.env, cwd=ROOT).start(log))
         return self
 
     def stop_all(self) -> None:

@@ -2,15 +2,24 @@ import json
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from .support import notifications_settings
 
-def test_reports_a_clean_stop_of_this_project(monkeypatch, tmp_path):
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "project.settings")
-    monkeypatch.setenv("DJANGO_DB_PATH", str(tmp_path / "db.sqlite3"))
+# A token the demo's settings read from the environment.
+TOKEN = "stop-check-token-0123456789abcdefghij"
+
+
+def test_reports_a_clean_stop_of_this_project(tmp_path):
     out = StringIO()
     call_command(
-        "clean_stop_check", "--streams", "50", "--events", "3", "--signal", "INT", "--json", stdout=out
+        "clean_stop_check",
+        *("--streams", "50", "--events", "3", "--signal", "INT", "--json"),
+        *("--env", "DJANGO_SETTINGS_MODULE=project.settings"),
+        *("--env", f"DJANGO_DB_PATH={tmp_path / 'db.sqlite3'}"),
+        *("--env", f"NOTIFICATIONS_PUBLISH_TOKEN={TOKEN}", "--publish-token", TOKEN),
+        stdout=out,
     )
     report = json.loads(out.getvalue())
     assert report["streams"] == 50
@@ -23,8 +32,10 @@ def test_reports_a_clean_stop_of_this_project(monkeypatch, tmp_path):
 
 
 def test_table_shows_each_server_side_by_side(monkeypatch, tmp_path):
+    # The servers inherit this environment; the token is this project's own setting.
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "project.settings")
     monkeypatch.setenv("DJANGO_DB_PATH", str(tmp_path / "db.sqlite3"))
+    monkeypatch.setenv("NOTIFICATIONS_PUBLISH_TOKEN", settings.NOTIFICATIONS["PUBLISH_TOKEN"])
     out = StringIO()
     call_command("clean_stop_check", "--streams", "10", "--events", "1", stdout=out, stderr=StringIO())
     lines = out.getvalue().splitlines()
@@ -42,3 +53,13 @@ def test_rejects_a_malformed_server_spec(spec):
 def test_needs_a_server():
     with pytest.raises(CommandError, match="There is no server to check"):
         call_command("clean_stop_check", "--no-default")
+
+
+def test_needs_a_publish_token():
+    with notifications_settings(PUBLISH_TOKEN=None), pytest.raises(CommandError, match="no publish token"):
+        call_command("clean_stop_check", "--streams", "1")
+
+
+def test_rejects_a_malformed_env_option():
+    with pytest.raises(CommandError, match="--env 'NO_VALUE' is not valid. Use NAME=VALUE."):
+        call_command("clean_stop_check", "--env", "NO_VALUE")

@@ -20,6 +20,7 @@ from notifications.testing import SSEClient, daphne, free_port, open_streams
 from .conftest import ROOT
 from .lifecycle import problem_lines, publish_http, publish_ids
 from .redis_server import RedisServer
+from .support import DEMO_ASGI
 
 PATH = "/sse/subscribe/announcement/"
 
@@ -27,7 +28,7 @@ PATH = "/sse/subscribe/announcement/"
 def start_daphne(tmp_path, env, port=None):
     port = port or free_port()
     log = tmp_path / f"daphne-{port}-{time.monotonic_ns()}.log"
-    return daphne(port, env=env, cwd=ROOT).start(log)
+    return daphne(port, DEMO_ASGI, env=env, cwd=ROOT).start(log)
 
 
 def announcement_ids(client) -> list[str]:
