@@ -1,9 +1,11 @@
-# Two entry points: `make run` (the demo, embedded defaults) and `make test`
-# (everything the suite needs, then the suite). .ci/run calls `make test`.
+# Entry points: `make run` (the demo, embedded defaults), `make test`
+# (everything the suite needs, then the suite; .ci/run calls it) and
+# `make matrix` (the version-dependent tests on every supported Django,
+# Channels and Daphne release, noxfile.py; longer, so not part of `make test`).
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test system-packages
+.PHONY: run test matrix system-packages
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	python -m venv $(VENV)
@@ -23,3 +25,7 @@ system-packages:
 test: system-packages $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+matrix: system-packages $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-matrix.txt
+	$(PY) -m nox

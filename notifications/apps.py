@@ -11,21 +11,24 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_out
 
-        from . import backpressure, lifecycle
+        from . import backpressure, lifecycle, tasks
         from .access import close_streams_on_logout
         from .checks import check_deployment, check_security, check_settings
-        from .dependencies import check_optional_libraries, check_versions
-        from .tasks import receivers
-        from .tasks.checks import check_tasks
+        from .dependencies import check_optional_libraries, check_tasks_available, check_versions
 
         checks.register(check_settings, "notifications")
         checks.register(check_security, "notifications")
         checks.register(check_deployment, "notifications", deploy=True)
         user_logged_out.connect(close_streams_on_logout, dispatch_uid="notifications.access")
-        checks.register(check_tasks, "notifications")
         checks.register(check_versions, "notifications")
         checks.register(check_optional_libraries, "notifications")
+        checks.register(check_tasks_available, "notifications")
         lifecycle.install()
         if "daphne.server" in sys.modules:
             backpressure.install()
-        receivers.connect()
+        if tasks.available():
+            from .tasks import receivers
+            from .tasks.checks import check_tasks
+
+            checks.register(check_tasks, "notifications")
+            receivers.connect()

@@ -13,6 +13,7 @@ import re
 
 from django.core.checks import Error, Warning
 
+from . import tasks
 from .conf import setting
 
 # Distribution -> (lowest tested release, first release not tested).
@@ -22,6 +23,12 @@ TESTED: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "daphne": ((4, 1), (4, 3)),
 }
 
+E202 = Error(
+    "NOTIFICATIONS['EMBEDDED_TASK_WORKER'] is set but this Django has no django.tasks "
+    "(Django 6.0 and later).",
+    hint="Upgrade Django, or set the option to None: task events are off on this Django.",
+    id="notifications.E202",
+)
 E201 = Error(
     "NOTIFICATIONS['METRICS_ACCESS'] is set but prometheus-client is not installed.",
     hint="Install the 'metrics' extra: pip install 'django-sse-notifications[metrics]'.",
@@ -85,4 +92,15 @@ def check_optional_libraries(app_configs=None, **kwargs):
         import prometheus_client  # noqa: F401
     except ImportError:
         return [E201]
+    return []
+
+
+def check_tasks_available(app_configs=None, **kwargs):
+    """Check that options of the tasks integration are not set where django.tasks is missing."""
+    try:
+        embedded = setting("EMBEDDED_TASK_WORKER")
+    except (TypeError, KeyError):
+        return []  # A NOTIFICATIONS that is not a dict is reported as E001.
+    if embedded is not None and not tasks.available():
+        return [E202]
     return []

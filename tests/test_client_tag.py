@@ -5,6 +5,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.template import Context, Template
 from django.test import RequestFactory
 
+from notifications import tasks
 from notifications.exceptions import InvalidEventType
 
 from .support import client_config
@@ -46,8 +47,10 @@ def test_without_types_subscribes_to_every_declared_public_type(settings):
 
     config = client_config(render("{% notifications_client %}"))
 
-    # task_enqueued is declared from code, by the task receivers.
-    declared = ["announcement", "task_enqueued", "task_started", "task_progress", "task_completed", "alpha"]
+    declared = ["announcement", "task_started", "task_progress", "task_completed", "alpha"]
+    if tasks.available():
+        # Declared from code, by the task receivers.
+        declared.append("task_enqueued")
     expected = sorted(declared)
     assert config["types"] == config["topics"] == expected
 

@@ -5,10 +5,13 @@ import sys
 from django.core.checks import Warning
 from django.test import SimpleTestCase
 
+from notifications import tasks
 from notifications.dependencies import (
     E201,
+    E202,
     TESTED,
     check_optional_libraries,
+    check_tasks_available,
     check_versions,
     installed_versions,
     untested,
@@ -45,23 +48,43 @@ class CheckVersionsTests(SimpleTestCase):
         self.assertEqual([w.id for w in untested({"Django": "5.1.15"})], ["notifications.W201"])
 
 
+class HiddenModule:
+    """Make ``import name`` fail as if it were not installed, for the with block."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.saved = sys.modules.get(self.name)
+        # None in sys.modules makes the import fail and find_spec() return None.
+        sys.modules[self.name] = None
+
+    def __exit__(self, *exc_info):
+        if self.saved is None:
+            del sys.modules[self.name]
+        else:
+            sys.modules[self.name] = self.saved
+
+
+class CheckTasksAvailableTests(SimpleTestCase):
+    def test_e202_embedded_worker_without_django_tasks(self):
+        with HiddenModule("django.tasks"), notifications_settings(EMBEDDED_TASK_WORKER="default"):
+            self.assertFalse(tasks.available())
+            self.assertEqual(check_tasks_available(None), [E202])
+
+    def test_no_embedded_worker_needs_no_django_tasks(self):
+        with HiddenModule("django.tasks"), notifications_settings(EMBEDDED_TASK_WORKER=None):
+            self.assertEqual(check_tasks_available(None), [])
+
+
 class CheckOptionalLibrariesTests(SimpleTestCase):
     def test_metrics_off_needs_no_library(self):
         with notifications_settings(METRICS_ACCESS=None):
             self.assertEqual(check_optional_libraries(None), [])
 
     def test_e201_metrics_on_without_prometheus_client(self):
-        saved = sys.modules.get("prometheus_client")
-        # None in sys.modules makes the import fail as if it were not installed.
-        sys.modules["prometheus_client"] = None
-        try:
-            with notifications_settings(METRICS_ACCESS="staff"):
-                self.assertEqual(check_optional_libraries(None), [E201])
-        finally:
-            if saved is None:
-                del sys.modules["prometheus_client"]
-            else:
-                sys.modules["prometheus_client"] = saved
+        with HiddenModule("prometheus_client"), notifications_settings(METRICS_ACCESS="staff"):
+            self.assertEqual(check_optional_libraries(None), [E201])
 
     def test_metrics_on_with_prometheus_client(self):
         with notifications_settings(METRICS_ACCESS="staff"):
