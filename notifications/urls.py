@@ -9,4 +9,5 @@ urlpatterns = [
     path("subscribe/<str:event_type>/", views.subscribe, name="subscribe"),
     path("publish/<str:event_type>/", views.publish, name="publish"),
     path("metrics/", views.metrics, name="metrics"),
+    path("client.mjs", views.client_module, name="client_module"),
 ]

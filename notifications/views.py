@@ -1,11 +1,13 @@
 """
-HTTP endpoints: subscribe to event streams, publish over HTTP, metrics.
+HTTP endpoints: subscribe to event streams, publish over HTTP, metrics,
+and the browser client as an ES module for pages of other origins.
 
 The views only parse and answer errors; streams.py produces the stream.
 """
 
 import json
 import math
+from pathlib import Path
 
 from django.http import (
     HttpRequest,
@@ -28,6 +30,9 @@ from .publishing import apublish
 from .streams import event_stream
 from .topics import check_registered, check_topic
 
+# The browser client (an ES module), also a static file; served by
+# client_module() for pages of ALLOWED_ORIGINS to import.
+CLIENT_MODULE = Path(__file__).resolve().parent / "static" / "notifications" / "notifications.mjs"
 STAFF = "staff"
 TOKEN = "token"
 # ?keepalive=event: heartbeats as events, for EventSource pages that watch them.
@@ -175,3 +180,20 @@ async def metrics(request: HttpRequest) -> HttpResponse:
     from .metrics import CONTENT_TYPE, exposition
 
     return HttpResponse(exposition(), content_type=CONTENT_TYPE)
+
+
+@with_cors
+@require_GET
+async def client_module(request: HttpRequest) -> HttpResponse:
+    """
+    Return the browser client as an ES module, with the CORS headers pages of
+    NOTIFICATIONS['ALLOWED_ORIGINS'] need to import it (a static file server
+    sends none): ``import { connect } from "https://host/sse/client.mjs"``.
+    """
+    # Read per request (a few tens of KiB): a deploy serves the new client
+    # at once, and no-cache makes browsers revalidate rather than keep an old one.
+    return HttpResponse(
+        CLIENT_MODULE.read_bytes(),
+        content_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )

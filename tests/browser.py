@@ -82,15 +82,17 @@ class Site:
         for server in self.servers:
             server.stop()
 
-    def manage(self, *args: str) -> None:
-        subprocess.run(
+    def manage(self, *args: str) -> str:
+        """Run a manage.py command with the server's settings; return its output."""
+        return subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env={**os.environ, **self.env},
             check=True,
             capture_output=True,
+            text=True,
             timeout=120,
-        )
+        ).stdout
 
     def create_superuser(self, username: str, password: str) -> None:
         self.manage(

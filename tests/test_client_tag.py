@@ -21,7 +21,7 @@ def test_renders_stylesheet_configuration_and_deferred_script():
     html = render('{% notifications_client types="announcement,beta" %}')
 
     assert '<link rel="stylesheet" href="/static/notifications/notifications.css"' in html
-    assert '<script src="/static/notifications/notifications.js" defer' in html
+    assert '<script type="module" src="/static/notifications/notifications.js"' in html
     assert client_config(html) == {
         "url": "/sse/subscribe/",
         "types": ["announcement", "beta"],

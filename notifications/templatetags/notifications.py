@@ -17,8 +17,9 @@ from ..topics import check_registered, user_topic
 
 register = template.Library()
 
-# The context key of the CSP nonce, django.utils.csp.CONTEXT_KEY (Django 6.0
-# and later); on Django 5.2 nothing sets it and no nonce is rendered.
+# The context key of the CSP nonce: django.utils.csp.CONTEXT_KEY in Django
+# 6.1, the same name in 6.0's context processor; on Django 5.2 nothing sets
+# it and no nonce is rendered.
 CSP_NONCE = "csp_nonce"
 
 
