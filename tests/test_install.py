@@ -10,6 +10,7 @@ with the virtualenv's own site-packages.
 """
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -117,7 +118,13 @@ def quick_start(project: Path) -> None:
 def installed(tmp_path_factory) -> Path:
     """A fresh virtualenv with the wheel built from this checkout installed; return its bin/."""
     base = tmp_path_factory.mktemp("install")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", base / "dist", ROOT], base)
+    # Built from a copy: setuptools writes build/ and *.egg-info/ beside the sources.
+    source = base / "source"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "notifications", source / "notifications", ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", base / "dist", source], base)
     (wheel,) = (base / "dist").glob("django_sse_notifications-*.whl")
     venv.EnvBuilder(with_pip=True, system_site_packages=False).create(base / "venv")
     bin_dir = base / "venv" / "bin"
