@@ -75,11 +75,12 @@
  * - Each tab remembers the id of the last event it showed in
  *   sessionStorage, so the next page in the tab resumes from there:
  *   navigation loses nothing and shows nothing twice.
- * - One connection per browser: the tabs of an origin elect a leader that
- *   holds the connection for the union of their types and relays every
- *   frame over a BroadcastChannel. The election uses the Web Locks API,
- *   which browsers offer only in secure contexts (https, localhost,
- *   127.0.0.1); elsewhere the tabs elect by messages on the channel. A tab
+ * - One connection per browser: the tabs of an origin that use the same
+ *   stream URL elect a leader that holds the connection for the union of
+ *   their types and relays every frame over a BroadcastChannel. The
+ *   election uses the Web Locks API, which browsers offer only in secure
+ *   contexts (https, localhost, 127.0.0.1); elsewhere the tabs elect by
+ *   messages on the channel. A tab
  *   that arrives behind the shared connection (it was navigating while
  *   events came) makes the leader resume from the tab's position: tabs
  *   drop events they have already shown, so the others see nothing twice.
