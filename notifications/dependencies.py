@@ -42,7 +42,8 @@ def _release(version: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def _spell(release: tuple[int, int]) -> str:
+def spell(release: tuple[int, int]) -> str:
+    """Return a (major, minor) release as text, such as '6.2'."""
     return ".".join(map(str, release))
 
 
@@ -67,7 +68,7 @@ def untested(versions: dict[str, str]) -> list[Warning]:
             warnings.append(
                 Warning(
                     f"{name} {version} is outside the releases notifications is tested with "
-                    f"(>={_spell(lowest)},<{_spell(beyond)}).",
+                    f"(>={spell(lowest)},<{spell(beyond)}).",
                     hint="Install a tested release, or run the version matrix (make matrix) against it.",
                     id="notifications.W201",
                 )

@@ -1,6 +1,7 @@
 """Checks about what the app depends on: tested releases and optional libraries."""
 
 import sys
+import tomllib
 
 from django.core.checks import Warning
 from django.test import SimpleTestCase
@@ -14,13 +15,22 @@ from notifications.dependencies import (
     check_tasks_available,
     check_versions,
     installed_versions,
+    spell,
     untested,
 )
 
+from .conftest import ROOT
 from .support import notifications_settings
 
 
 class CheckVersionsTests(SimpleTestCase):
+    def test_tested_ranges_are_the_package_dependencies(self):
+        dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        self.assertEqual(
+            set(dependencies),
+            {f"{name}>={spell(lowest)},<{spell(beyond)}" for name, (lowest, beyond) in TESTED.items()},
+        )
+
     def test_the_suite_runs_on_tested_releases(self):
         self.assertEqual(sorted(installed_versions()), sorted(TESTED))
         self.assertEqual(check_versions(None), [])
