@@ -18,7 +18,7 @@
  * connect(config) options:
  *   url             the subscribe URL ("/sse/subscribe/"), or
  *   baseUrl         the URL notifications.urls is mounted at ("/sse/")
- *   types           event types to receive (default: none)
+ *   types           event types to receive, a list or "a,b" (default: none)
  *   topics          topics to subscribe to (default: types; the template tag
  *                   adds the user's private topic)
  *   withCredentials send cookies to another origin (default false)
@@ -840,6 +840,12 @@ const DEFAULTS = {
   documentEvents: false,
 };
 
+// A list of names, or one comma-separated string of them (as the template tag takes).
+function names(value) {
+  const list = typeof value === "string" ? value.split(",") : [...value];
+  return list.map((name) => name.trim()).filter(Boolean);
+}
+
 function configure(options) {
   const config = { ...DEFAULTS, ...options };
   if (!config.url && config.baseUrl) {
@@ -852,8 +858,8 @@ function configure(options) {
       "connect() needs a url (the subscribe URL) or a baseUrl (where notifications.urls is mounted).",
     );
   }
-  config.types = [...config.types];
-  config.topics = [...(config.topics ?? config.types)];
+  config.types = names(config.types);
+  config.topics = names(config.topics ?? config.types);
   return config;
 }
 
