@@ -1,19 +1,19 @@
 """
 The package as an adopter gets it: build the wheel, install it into a fresh
 virtualenv (dependencies from the package index, as CI installs them), start
-a brand-new project with ``django-admin startproject``, apply the README's
-quick start, serve it with stock ``daphne`` and receive an event that a view
-of the new project publishes.
+a brand-new project with ``django-admin startproject``, apply the snippets
+of README's quick start (read from README.md), serve it with stock
+``daphne`` and receive an event that a view of the new project publishes.
 
 The new project never sees this checkout: it runs from a temporary directory
 with the virtualenv's own site-packages.
 """
 
 import asyncio
+import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import venv
 from pathlib import Path
 
@@ -41,76 +41,26 @@ def run(argv: list, cwd: Path, timeout: float = 300) -> str:
     return result.stdout
 
 
-# The README's "Quick start for an existing project", applied to a new project.
-SETTINGS = """
-# --- notifications quick start ---
-# daphne first, so that its runserver (ASGI) replaces Django's.
-INSTALLED_APPS = ["daphne", *INSTALLED_APPS, "channels", "notifications"]
-ASGI_APPLICATION = "mysite.asgi.application"
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-NOTIFICATIONS = {
-    "EVENT_TYPES": ["announcement"],
-    # Logged-in users only, unless a type says otherwise (task events included).
-    "DEFAULT_ACCESS": "authenticated",
-    "ACCESS": {"announcement": "public"},
-}
-"""
-
-ASGI = '''
-import os
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
-
-from notifications.asgi import get_asgi_application  # noqa: E402
-
-application = get_asgi_application()
-'''
-
-VIEWS = '''
-from django.http import JsonResponse
-from django.shortcuts import render
-
-from notifications import publish
-
-
-def announce(request):
-    event_id = publish("announcement", {"text": request.GET.get("text", "")})
-    return JsonResponse({"id": event_id})
-
-
-def page(request):
-    return render(request, "page.html")
-'''
-
-PAGE = "{% load notifications %}<!doctype html><title>New</title>{% notifications_client %}"
-
-URLS = """
-from django.contrib import admin
-from django.urls import include, path
-
-from . import views
-
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("sse/", include("notifications.urls")),
-    path("announce/", views.announce),
-    path("page/", views.page),
-]
-"""
+# README's quick start marks each snippet with the file it goes to.
+QUICK_START = re.compile(
+    r"<!-- quick start: (?P<target>[^,>]+?)(?P<append>, append)? -->\n```\w+\n(?P<code>.*?)```", re.S
+)
+TARGETS = {"mysite/settings.py", "mysite/asgi.py", "mysite/urls.py", "mysite/views.py", "page.html"}
 
 
 def quick_start(project: Path) -> None:
-    """Edit the new project as the README's quick start says."""
-    package = project / "mysite"
-    settings = package / "settings.py"
-    settings.write_text(settings.read_text() + SETTINGS)
-    (package / "asgi.py").write_text(textwrap.dedent(ASGI))
-    (package / "views.py").write_text(textwrap.dedent(VIEWS))
-    (package / "urls.py").write_text(textwrap.dedent(URLS))
-    templates = package / "templates"
+    """Apply README's "Quick start for an existing project" to the new project, snippet by snippet."""
+    snippets = list(QUICK_START.finditer((ROOT / "README.md").read_text()))
+    assert {snippet["target"] for snippet in snippets} == TARGETS
+    templates = project / "mysite" / "templates"
     templates.mkdir()
-    (templates / "page.html").write_text(PAGE)
+    for snippet in snippets:
+        # The page goes to a template directory of the project's own.
+        path = templates / "page.html" if snippet["target"] == "page.html" else project / snippet["target"]
+        code = snippet["code"]
+        path.write_text(path.read_text() + "\n" + code if snippet["append"] else code)
     # The project package as an app, so that its templates/ is found.
+    settings = project / "mysite" / "settings.py"
     settings.write_text(settings.read_text() + 'INSTALLED_APPS.append("mysite")\n')
 
 
