@@ -1,11 +1,12 @@
 # Entry points: `make run` (the demo, embedded defaults), `make createsuperuser`
 # and `make user NAME=alice` (accounts for the demo, with the venv's Python),
-# and `make test` (everything the suite needs, then the suite). .ci/run calls
-# `make test`.
+# `make test` (everything the suite needs, then the suite; .ci/run calls it)
+# and `make matrix` (the version-dependent tests on every supported Django,
+# Channels and Daphne release, noxfile.py; longer, so not part of `make test`).
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run createsuperuser user test system-packages
+.PHONY: run createsuperuser user test matrix system-packages
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	python -m venv $(VENV)
@@ -34,3 +35,7 @@ system-packages:
 test: system-packages $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+matrix: system-packages $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-matrix.txt
+	$(PY) -m nox

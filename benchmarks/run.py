@@ -54,6 +54,9 @@ from notifications.testing import ServerProcess, daphne, free_port, http_request
 from . import publisher
 from .client import worker_main
 
+# The demo project's ASGI application, as daphne takes it.
+DEMO_ASGI = "project.asgi:application"
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TOKEN = "bench-token-0123456789abcdef0123456789"
@@ -119,7 +122,7 @@ class Target:
                 "PYTHONPATH": str(ROOT),
                 **(env or {}),
             }
-            return daphne(port, env=env, cwd=ROOT)
+            return daphne(port, DEMO_ASGI, env=env, cwd=ROOT)
         module = {"fastapi": "fastapi_sse.app:app", "sse-starlette": "sse_starlette_app.app:app"}[self.name]
         argv = [examples_python, "-m", "uvicorn", "--app-dir", str(EXAMPLES), module]
         argv += ["--host", "127.0.0.1", "--port", str(port)]

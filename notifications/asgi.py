@@ -261,7 +261,7 @@ def get_asgi_application() -> StreamingASGIHandler:
     when NOTIFICATIONS['EMBEDDED_TASK_WORKER'] asks for one.
     """
     django.setup(set_prefix=False)
-    from . import task_worker
+    from .tasks import worker as task_worker
 
     task_worker.start()
     return StreamingASGIHandler()

@@ -15,7 +15,6 @@ from .access import AUTHENTICATED, PUBLIC, public_types
 from .conf import DEFAULTS
 from .cors import ANY_ORIGIN
 from .exceptions import describe
-from .task_events import TASK_EVENT_TYPES
 from .topics import is_valid_name, registered
 
 
@@ -359,6 +358,15 @@ def check_security(app_configs=None, **kwargs):
     return errors
 
 
+def _history_is_shared(options: dict) -> bool:
+    """Return whether the history backend is shared between processes (True if it cannot be imported)."""
+    try:
+        backend = import_string(options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"]))
+    except (ImportError, TypeError):
+        return True  # Reported by check_settings (E003, E005).
+    return getattr(backend, "shared_between_processes", True)
+
+
 def check_deployment(app_configs=None, **kwargs):
     """Warn about setups that work in development but not in production."""
     options = getattr(settings, "NOTIFICATIONS", {})
@@ -380,96 +388,6 @@ def _layer_backend(options: dict) -> str:
 
 def _layer_is_in_memory(options: dict) -> bool:
     return _layer_backend(options).endswith("InMemoryChannelLayer")
-
-
-def _history_is_shared(options: dict) -> bool:
-    """Return whether the history backend is shared between processes (True if it cannot be imported)."""
-    try:
-        backend = import_string(options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"]))
-    except (ImportError, TypeError):
-        return True  # Reported by check_settings (E003, E005).
-    return getattr(backend, "shared_between_processes", True)
-
-
-def _is_backend(path, *base_paths: str) -> bool:
-    if not isinstance(path, str):
-        return False
-    try:
-        backend = import_string(path)
-        return any(issubclass(backend, import_string(base)) for base in base_paths)
-    except (ImportError, TypeError):
-        return False
-
-
-# Task backends that run a task in the process that enqueues it, or never.
-IN_PROCESS_TASK_BACKENDS = (
-    "django.tasks.backends.immediate.ImmediateBackend",
-    "django.tasks.backends.dummy.DummyBackend",
-)
-DATABASE_TASK_BACKEND = "django_tasks_db.DatabaseBackend"
-
-
-def check_tasks(app_configs=None, **kwargs):
-    """Check that task events can reach browsers from where tasks run, and who may see them."""
-    options = getattr(settings, "NOTIFICATIONS", {})
-    if not isinstance(options, dict):
-        return []
-    messages = []
-    task_backends = getattr(settings, "TASKS", {})
-    embedded = options.get("EMBEDDED_TASK_WORKER")
-    if isinstance(embedded, str) and embedded:
-        path = task_backends.get(embedded, {}).get("BACKEND")
-        if not _is_backend(path, DATABASE_TASK_BACKEND):
-            messages.append(
-                Error(
-                    f"NOTIFICATIONS['EMBEDDED_TASK_WORKER'] {embedded!r} is not a TASKS alias "
-                    f"of a {DATABASE_TASK_BACKEND} backend.",
-                    hint=(
-                        f"Set TASKS[{embedded!r}]['BACKEND'] to {DATABASE_TASK_BACKEND!r} (with "
-                        "'django_tasks_db' in INSTALLED_APPS), or set the option to None."
-                    ),
-                    id="notifications.E010",
-                )
-            )
-    separate = sorted(
-        alias
-        for alias, config in task_backends.items()
-        if alias != embedded
-        and isinstance(config, dict)
-        and isinstance(config.get("BACKEND"), str)
-        and not _is_backend(config["BACKEND"], *IN_PROCESS_TASK_BACKENDS)
-    )
-    if separate and not _history_is_shared(options):
-        messages.append(
-            Warning(
-                f"Tasks of TASKS {separate!r} run in separate worker processes, but the notifications "
-                "history is kept in each process: their events never reach the server.",
-                hint=(
-                    "Set NOTIFICATIONS['HISTORY_BACKEND'] to "
-                    "'notifications.history.database.DatabaseHistory' (or RedisHistory), or, in "
-                    "development, run the tasks inside the server with "
-                    "NOTIFICATIONS['EMBEDDED_TASK_WORKER']."
-                ),
-                id="notifications.W010",
-            )
-        )
-    access = options.get("ACCESS", {})
-    if isinstance(access, dict):
-        default = options.get("DEFAULT_ACCESS", DEFAULTS["DEFAULT_ACCESS"])
-        public = [t for t in TASK_EVENT_TYPES if access.get(t, default) == "public"]
-        if public:
-            messages.append(
-                Warning(
-                    f"Anyone may subscribe to the task events {public!r}: every task's status and "
-                    "result is public.",
-                    hint=(
-                        "Give them a rule in NOTIFICATIONS['ACCESS'], such as "
-                        "'app_label.view_model' or 'authenticated'."
-                    ),
-                    id="notifications.W011",
-                )
-            )
-    return messages
 
 
 def check_servers(app_configs=None, **kwargs):

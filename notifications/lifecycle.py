@@ -10,7 +10,7 @@ no lifespan hook to run it from, so an adapter per server calls it from the
 server's own stop path (servers/daphne.py for Daphne and Daphne's runserver,
 servers/runserver.py for Django's autoreloader); install() installs them.
 
-Before the drain, the embedded task worker (task_worker.py), if any, stops
+Before the drain, the embedded task worker (tasks/worker.py), if any, stops
 and gets part of the drain timeout to finish its task.
 
 Stream cleanup itself lives in the stream's ``finally`` (streams.py): a client
@@ -23,8 +23,9 @@ import logging
 import sys
 import time
 
-from . import process, task_worker
+from . import process
 from .hub import existing_hub
+from .tasks import worker as task_worker
 
 logger = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ send a signal, and report what the clients saw: streams properly ended,
 farewell events, events lost, time to exit, tracebacks and ERROR lines in
 the server's output. Any server that serves ``/sse/subscribe/<type>/`` and
 accepts ``POST /sse/publish/<type>/`` with a bearer token can be checked, so
-the same report compares this app with other implementations.
+the same report compares this app with other implementations. What a server
+needs (its settings, the token it accepts) is passed in, never assumed.
 """
 
 import asyncio
 import json
 import os
 import resource
-import secrets
 import shlex
 import signal
 import tempfile
@@ -117,6 +117,7 @@ def run_stop_check(
     name: str,
     command: str,
     *,
+    publish_token: str,
     streams: int = 500,
     events: int = 5,
     event_type: str = "announcement",
@@ -126,17 +127,20 @@ def run_stop_check(
     cwd: Path | None = None,
 ) -> StopReport:
     """
-    Run ``command`` (``{port}`` is replaced by a free port) and report what a
-    stop does to ``streams`` open streams. A server still running after
-    ``timeout`` seconds is killed and reported with no exit status.
+    Run ``command`` (``{port}`` is replaced by a free port) with ``env`` added
+    to its environment, and report what a stop does to ``streams`` open
+    streams; events are published with the bearer ``publish_token``, which
+    the server must accept. A server still running after ``timeout`` seconds
+    is killed and reported with no exit status.
     """
     port = free_port()
-    token = secrets.token_urlsafe(32)
     argv = [part.replace("{port}", str(port)) for part in shlex.split(command)]
-    server = ServerProcess(argv, port, {**(env or {}), "NOTIFICATIONS_PUBLISH_TOKEN": token}, cwd)
+    server = ServerProcess(argv, port, env, cwd)
     with tempfile.TemporaryDirectory() as directory:
         server.start(Path(directory) / "server.log")
         try:
-            return asyncio.run(_check(server, name, streams, events, event_type, token, signum, timeout))
+            return asyncio.run(
+                _check(server, name, streams, events, event_type, publish_token, signum, timeout)
+            )
         finally:
             server.stop(timeout=2)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("publish/", views.publish_many, name="publish_many"),
     path("publish/<str:event_type>/", views.publish, name="publish"),
     path("metrics/", views.metrics, name="metrics"),
+    path("client.mjs", views.client_module, name="client_module"),
 ]

@@ -1,11 +1,13 @@
 """
-HTTP endpoints: subscribe to event streams, publish over HTTP, metrics.
+HTTP endpoints: subscribe to event streams, publish over HTTP, metrics,
+and the browser client as an ES module for pages of other origins.
 
 The views only parse and answer errors; streams.py produces the stream.
 """
 
 import json
 import math
+from pathlib import Path
 
 from django.http import (
     HttpRequest,
@@ -24,11 +26,13 @@ from .conf import setting
 from .cors import with_cors
 from .exceptions import BackendUnavailable, InvalidEventType, PayloadError, PublishRefused
 from .limits import publish_limiter
-from .metrics import CONTENT_TYPE, exposition
 from .publishing import apublish, apublish_many
 from .streams import event_stream
 from .topics import check_registered, check_topic
 
+# The browser client (an ES module), also a static file; served by
+# client_module() for pages of ALLOWED_ORIGINS to import.
+CLIENT_MODULE = Path(__file__).resolve().parent / "static" / "notifications" / "notifications.mjs"
 STAFF = "staff"
 TOKEN = "token"
 # ?keepalive=event: heartbeats as events, for EventSource pages that watch them.
@@ -240,4 +244,25 @@ async def metrics(request: HttpRequest) -> HttpResponse:
             return _plain(403, "Only staff users may read metrics.")
     else:
         return _plain(404, "Metrics are off: NOTIFICATIONS['METRICS_ACCESS'] is not set.")
+    # Imported here: prometheus-client is an optional dependency (the
+    # "metrics" extra), needed only once the endpoint is on (check E201).
+    from .metrics import CONTENT_TYPE, exposition
+
     return HttpResponse(exposition(), content_type=CONTENT_TYPE)
+
+
+@with_cors
+@require_GET
+async def client_module(request: HttpRequest) -> HttpResponse:
+    """
+    Return the browser client as an ES module, with the CORS headers pages of
+    NOTIFICATIONS['ALLOWED_ORIGINS'] need to import it (a static file server
+    sends none): ``import { connect } from "https://host/sse/client.mjs"``.
+    """
+    # Read per request (a few tens of KiB): a deploy serves the new client
+    # at once, and no-cache makes browsers revalidate rather than keep an old one.
+    return HttpResponse(
+        CLIENT_MODULE.read_bytes(),
+        content_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )

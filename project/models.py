@@ -7,7 +7,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import models
 
-from notifications import task_events
+from notifications.tasks import events as task_events
 
 
 class Report(models.Model):

@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.tasks import TaskResult
 from django.tasks.signals import task_enqueued, task_finished, task_started
 
-from notifications.task_events import STATUSES, enqueued_by, task_outcome
-from notifications.task_progress import progress_reported
+from notifications.tasks.events import STATUSES, enqueued_by, task_outcome
+from notifications.tasks.progress import progress_reported
 
 from .models import TaskRun
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
-from notifications.task_progress import report_progress
+from notifications.tasks.progress import report_progress
 
 from .models import Report
 
@@ -21,7 +21,7 @@ def generate_report(report_id: int, enqueued_by: int | None = None) -> dict:
     Write a report section by section, reporting progress, and return what
     was done, with a sentence for people under "summary". ``enqueued_by``
     names the user whose private stream hears about the run (see
-    notifications.task_events).
+    notifications.tasks.events).
     """
     report = Report.objects.get(pk=report_id)
     if report.sections == 0:

@@ -21,6 +21,7 @@ from notifications.testing import daphne, free_port, http_request
 
 from .conftest import ROOT
 from .lifecycle import publish_http
+from .support import DEMO_ASGI
 
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -74,22 +75,24 @@ class Site:
 
     def start(self) -> "Site":
         log = self.tmp_path / f"daphne-{len(self.servers)}.log"
-        self.servers.append(daphne(self.port, env=self.env, cwd=ROOT).start(log))
+        self.servers.append(daphne(self.port, DEMO_ASGI, env=self.env, cwd=ROOT).start(log))
         return self
 
     def stop_all(self) -> None:
         for server in self.servers:
             server.stop()
 
-    def manage(self, *args: str) -> None:
-        subprocess.run(
+    def manage(self, *args: str) -> str:
+        """Run a manage.py command with the server's settings; return its output."""
+        return subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env={**os.environ, **self.env},
             check=True,
             capture_output=True,
+            text=True,
             timeout=120,
-        )
+        ).stdout
 
     def create_superuser(self, username: str, password: str) -> None:
         self.manage(

@@ -11,9 +11,9 @@ from pathlib import Path
 from notifications.testing import ServerProcess, SSEClient, daphne, free_port, http_request
 
 from .conftest import ROOT
+from .support import DEMO_ASGI
 
 TOKEN = "test-token-0123456789abcdef0123456789"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -58,7 +58,7 @@ def start_daphne(tmp_path: Path, env: dict, port: int | None = None) -> ServerPr
     """Start ``daphne project.asgi:application`` with ``env`` on ``port`` (a free one by default)."""
     port = port or free_port()
     log = tmp_path / f"daphne-{port}-{time.monotonic_ns()}.log"
-    return daphne(port, env=env, cwd=ROOT).start(log)
+    return daphne(port, DEMO_ASGI, env=env, cwd=ROOT).start(log)
 
 
 def probe_lines(env: dict) -> list[dict]:

@@ -2,6 +2,7 @@
 
 import os
 
+from notifications import tasks
 from project.settings import *  # noqa: F403
 from project.settings import INSTALLED_APPS, NOTIFICATIONS
 
@@ -18,3 +19,9 @@ if os.environ.get("NOTIFICATIONS_HEARTBEAT"):
     NOTIFICATIONS["HEARTBEAT"] = float(os.environ["NOTIFICATIONS_HEARTBEAT"])
 if os.environ.get("NOTIFICATIONS_MAX_UNSENT_BYTES"):
     NOTIFICATIONS["MAX_UNSENT_BYTES"] = int(os.environ["NOTIFICATIONS_MAX_UNSENT_BYTES"])
+
+if not tasks.available():
+    # Django 5.2: the demo's task pages stay out, as in tests/settings.py.
+    INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in ("project", "django_tasks_db")]
+    NOTIFICATIONS.pop("EMBEDDED_TASK_WORKER", None)
+    del TASKS  # noqa: F821

@@ -14,6 +14,8 @@ from notifications.hub import get_hub
 from notifications.testing import ASGIResponse, asgi_request
 
 PASSWORD = "a-long-test-password-0123"
+# The demo project's ASGI application, as daphne takes it.
+DEMO_ASGI = "project.asgi:application"
 
 
 def notifications_settings(**options) -> override_settings:

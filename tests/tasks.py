@@ -4,7 +4,7 @@ import time
 
 from django.tasks import task
 
-from notifications.task_progress import areport_progress, report_progress
+from notifications.tasks.progress import areport_progress, report_progress
 
 
 @task

@@ -14,9 +14,9 @@ from django.urls import reverse
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from notifications import task_worker
 from notifications.access import public_types
-from notifications.task_worker import EmbeddedWorker
+from notifications.tasks import worker as task_worker
+from notifications.tasks.worker import EmbeddedWorker
 from project.models import Report, TaskRun
 
 from .support import client_config

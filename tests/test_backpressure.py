@@ -8,6 +8,7 @@ from notifications.testing import daphne, free_port, open_streams
 
 from .conftest import ROOT
 from .lifecycle import publish_http
+from .support import DEMO_ASGI
 
 PAYLOAD = "x" * 60_000
 
@@ -38,7 +39,7 @@ def connection_was_closed(sock: socket.socket, timeout: float) -> bool:
 
 async def test_client_that_stops_reading_is_closed_while_others_get_everything(tmp_path, server_env):
     env = {**server_env, "NOTIFICATIONS_MAX_UNSENT_BYTES": "524288"}
-    server = daphne(free_port(), env=env, cwd=ROOT).start(tmp_path / "daphne.log")
+    server = daphne(free_port(), DEMO_ASGI, env=env, cwd=ROOT).start(tmp_path / "daphne.log")
     try:
         stalled = stalled_stream(server.port)
         [reader] = await open_streams(server.port, "/sse/subscribe/announcement/", 1)

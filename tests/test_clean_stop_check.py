@@ -3,23 +3,33 @@ import os
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from .lifecycle import manage
+from .support import notifications_settings
+
+# A token the demo's settings read from the environment.
+TOKEN = "stop-check-token-0123456789abcdefghij"
 
 
-def project_database(monkeypatch, tmp_path) -> None:
-    """Point this project's settings at a new, migrated SQLite file (its history lives there)."""
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "project.settings")
-    monkeypatch.setenv("DJANGO_DB_PATH", str(tmp_path / "db.sqlite3"))
-    manage(dict(os.environ), "migrate", "--noinput", "-v0")
+def migrated_database(tmp_path) -> str:
+    """Return a new SQLite file with this project's tables (its history lives there)."""
+    path = str(tmp_path / "db.sqlite3")
+    manage({**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "DJANGO_DB_PATH": path}, "migrate")
+    return path
 
 
-def test_reports_a_clean_stop_of_this_project(monkeypatch, tmp_path):
-    project_database(monkeypatch, tmp_path)
+def test_reports_a_clean_stop_of_this_project(tmp_path):
+    database = migrated_database(tmp_path)
     out = StringIO()
     call_command(
-        "clean_stop_check", "--streams", "50", "--events", "3", "--signal", "INT", "--json", stdout=out
+        "clean_stop_check",
+        *("--streams", "50", "--events", "3", "--signal", "INT", "--json"),
+        *("--env", "DJANGO_SETTINGS_MODULE=project.settings"),
+        *("--env", f"DJANGO_DB_PATH={database}"),
+        *("--env", f"NOTIFICATIONS_PUBLISH_TOKEN={TOKEN}", "--publish-token", TOKEN),
+        stdout=out,
     )
     report = json.loads(out.getvalue())
     assert report["streams"] == 50
@@ -33,7 +43,10 @@ def test_reports_a_clean_stop_of_this_project(monkeypatch, tmp_path):
 
 
 def test_table_shows_each_server_side_by_side(monkeypatch, tmp_path):
-    project_database(monkeypatch, tmp_path)
+    # The servers inherit this environment; the token is this project's own setting.
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "project.settings")
+    monkeypatch.setenv("DJANGO_DB_PATH", migrated_database(tmp_path))
+    monkeypatch.setenv("NOTIFICATIONS_PUBLISH_TOKEN", settings.NOTIFICATIONS["PUBLISH_TOKEN"])
     out = StringIO()
     call_command("clean_stop_check", "--streams", "10", "--events", "1", stdout=out, stderr=StringIO())
     lines = out.getvalue().splitlines()
@@ -51,3 +64,13 @@ def test_rejects_a_malformed_server_spec(spec):
 def test_needs_a_server():
     with pytest.raises(CommandError, match="There is no server to check"):
         call_command("clean_stop_check", "--no-default")
+
+
+def test_needs_a_publish_token():
+    with notifications_settings(PUBLISH_TOKEN=None), pytest.raises(CommandError, match="no publish token"):
+        call_command("clean_stop_check", "--streams", "1")
+
+
+def test_rejects_a_malformed_env_option():
+    with pytest.raises(CommandError, match="--env 'NO_VALUE' is not valid. Use NAME=VALUE."):
+        call_command("clean_stop_check", "--env", "NO_VALUE")

@@ -8,12 +8,13 @@ from notifications.testing import SSEClient, daphne, free_port
 
 from .conftest import ROOT
 from .lifecycle import publish_http
+from .support import DEMO_ASGI
 
 
 @pytest.fixture
 def server(tmp_path, server_env):
     port = free_port()
-    process = daphne(port, env={**server_env, "NOTIFICATIONS_HEARTBEAT": "0.2"}, cwd=ROOT)
+    process = daphne(port, DEMO_ASGI, env={**server_env, "NOTIFICATIONS_HEARTBEAT": "0.2"}, cwd=ROOT)
     process.start(tmp_path / "daphne.log")
     yield process
     process.stop()

@@ -15,13 +15,14 @@ from notifications.testing import SSEClient, daphne, free_port, http_request, op
 
 from .conftest import ROOT
 from .lifecycle import probe_lines, problem_lines, publish_http, publish_ids
+from .support import DEMO_ASGI
 
 STREAMS = 500
 
 
 def start_daphne(tmp_path, env, **extra_env):
     port = free_port()
-    return daphne(port, env={**env, **extra_env}, cwd=ROOT).start(tmp_path / f"daphne-{port}.log")
+    return daphne(port, DEMO_ASGI, env={**env, **extra_env}, cwd=ROOT).start(tmp_path / f"daphne-{port}.log")
 
 
 async def exits_cleanly(server) -> bool:
@@ -170,7 +171,7 @@ async def test_a_request_arriving_during_the_drain_is_served_with_connection_clo
 async def test_ten_start_stop_cycles_with_streams_open_stay_clean(tmp_path, server_env):
     port = free_port()
     for cycle in range(10):
-        server = daphne(port, env=server_env, cwd=ROOT).start(tmp_path / f"cycle-{cycle}.log")
+        server = daphne(port, DEMO_ASGI, env=server_env, cwd=ROOT).start(tmp_path / f"cycle-{cycle}.log")
         try:
             clients = await open_streams(port, "/sse/subscribe/announcement/?lastEventId=garbage", 20)
             ids = await publish_ids(port, "announcement", 1, start=cycle)

@@ -10,10 +10,10 @@ from django.db import transaction
 from django.tasks import TaskResultStatus
 from django.test import AsyncClient, override_settings
 
-from notifications import receivers
 from notifications.fanout import Listener
 from notifications.hub import get_hub
-from notifications.task_events import SUMMARY_CHARS
+from notifications.tasks import receivers
+from notifications.tasks.events import SUMMARY_CHARS
 
 from . import tasks
 from .task_helpers import DATABASE_TASKS, count_published, notifications_with, published
@@ -128,7 +128,7 @@ def test_failure_to_publish_after_commit_is_logged_once(owner, caplog):
     assert result.status == TaskResultStatus.SUCCESSFUL
     problems = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert [record.args[0] for record in problems] == LIFECYCLE
-    assert {record.name for record in problems} == {"notifications.task_events"}
+    assert {record.name for record in problems} == {"notifications.tasks.events"}
 
 
 def test_type_topic_still_gets_the_events_when_the_private_copy_fails(caplog):

@@ -18,6 +18,7 @@ from notifications.testing import SSEClient, daphne, free_port, http_request
 from .conftest import ROOT
 from .lifecycle import manage
 from .soak_settings import METRICS_TOKEN
+from .support import DEMO_ASGI
 
 SOAK_SECONDS = 50
 STREAMS_PER_ROUND = 16
@@ -169,7 +170,7 @@ async def test_streams_open_and_close_for_a_minute_and_nothing_leaks(tmp_path, s
         (await asyncio.to_thread(manage, env, "shell", "--no-imports", "-c", CREATE_USERS)).stdout
     )
     port = free_port()
-    server = daphne(port, env=env, cwd=ROOT).start(tmp_path / "daphne.log")
+    server = daphne(port, DEMO_ASGI, env=env, cwd=ROOT).start(tmp_path / "daphne.log")
     try:
         soak = Soak(port, users)
         # Streams that stay open until MAX_STREAM_AGE (3 s) ends them.

@@ -3,7 +3,8 @@
 import pytest
 from django.test import override_settings
 
-from notifications.checks import check_settings, check_tasks
+from notifications.checks import check_settings
+from notifications.tasks.checks import check_tasks
 
 from .task_helpers import DATABASE_TASKS, notifications_with
 

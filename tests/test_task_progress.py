@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.tasks import TaskResultStatus
 from django.test import override_settings
 
-from notifications.task_progress import current_run, progress_reported, report_progress
+from notifications.tasks.progress import current_run, progress_reported, report_progress
 
 from . import tasks
 from .task_helpers import notifications_with, published

@@ -11,13 +11,17 @@ from typing import Any
 from django import template
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
-from django.utils.csp import CONTEXT_KEY as CSP_NONCE
 
 from ..access import public_types
 from ..conf import setting
 from ..topics import check_registered, user_topic
 
 register = template.Library()
+
+# The context key of the CSP nonce: django.utils.csp.CONTEXT_KEY in Django
+# 6.1, the same name in 6.0's context processor; on Django 5.2 nothing sets
+# it and no nonce is rendered.
+CSP_NONCE = "csp_nonce"
 
 
 def _names(types: str | list[str] | tuple[str, ...] | None) -> list[str]:

@@ -4,12 +4,12 @@ from typing import Any
 
 from django import template
 from django.urls import reverse
-from django.utils.csp import CONTEXT_KEY as CSP_NONCE
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from notifications.access import public_types
-from notifications.task_events import TASK_COMPLETED, TASK_EVENT_TYPES
+from notifications.tasks.events import TASK_COMPLETED, TASK_EVENT_TYPES
+from notifications.templatetags.notifications import CSP_NONCE
 
 from ..models import TaskRun, sees_every_run
 

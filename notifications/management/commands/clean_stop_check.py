@@ -6,6 +6,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from notifications.conf import setting
 from notifications.stop_check import run_stop_check
 
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT}
@@ -36,9 +37,24 @@ class Command(BaseCommand):
             metavar="NAME=COMMAND",
             help=(
                 "Another server to check side by side; {port} in COMMAND is replaced by the port. "
-                "It must serve /sse/subscribe/<type>/ and POST /sse/publish/<type>/ with the bearer "
-                "token from NOTIFICATIONS_PUBLISH_TOKEN."
+                "It must serve /sse/subscribe/<type>/ and accept POST /sse/publish/<type>/ with "
+                "the --publish-token."
             ),
+        )
+        parser.add_argument(
+            "--publish-token",
+            metavar="TOKEN",
+            help=(
+                "Bearer token the servers accept on POST /sse/publish/<type>/ "
+                "(default: this project's NOTIFICATIONS['PUBLISH_TOKEN'])."
+            ),
+        )
+        parser.add_argument(
+            "--env",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="An environment variable for every server started, such as the settings it reads.",
         )
         parser.add_argument("--no-default", action="store_true", help="Skip this project's daphne.")
         parser.add_argument("--json", action="store_true", help="Print one JSON line per server.")
@@ -52,6 +68,17 @@ class Command(BaseCommand):
             servers.append((name, command))
         if not servers:
             raise CommandError("There is no server to check: drop --no-default or add --server.")
+        token = options["publish_token"] or setting("PUBLISH_TOKEN")
+        if not token:
+            raise CommandError(
+                "There is no publish token: set NOTIFICATIONS['PUBLISH_TOKEN'] or pass --publish-token."
+            )
+        env = {}
+        for spec in options["env"]:
+            name, separator, value = spec.partition("=")
+            if not separator or not name:
+                raise CommandError(f"--env {spec!r} is not valid. Use NAME=VALUE.")
+            env[name] = value
         # Each stream is a socket here and in the server.
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -65,6 +92,8 @@ class Command(BaseCommand):
                     streams=options["streams"],
                     events=options["events"],
                     event_type=options["event_type"],
+                    publish_token=token,
+                    env=env,
                     signum=SIGNALS[options["signal"]],
                     timeout=options["timeout"],
                     cwd=settings.BASE_DIR if hasattr(settings, "BASE_DIR") else None,

@@ -29,7 +29,7 @@ import threading
 from django.db import connections
 from django.utils.crypto import get_random_string
 
-from .conf import setting
+from ..conf import setting
 
 logger = logging.getLogger(__name__)
 

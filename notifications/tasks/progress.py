@@ -25,8 +25,8 @@ from asgiref.sync import sync_to_async
 from django.dispatch import Signal
 from django.tasks import TaskResult
 
-from .conf import setting
-from .task_events import RUNNING, TASK_PROGRESS, publish_task_event, shorten, task_event_data
+from ..conf import setting
+from .events import RUNNING, TASK_PROGRESS, publish_task_event, shorten, task_event_data
 
 # Sent for each update that passes the throttle, before its event is
 # published, with task_result, fraction and message: a project records

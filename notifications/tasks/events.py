@@ -30,7 +30,7 @@ from typing import Any
 
 from django.tasks import TaskResult, TaskResultStatus
 
-from .publishing import publish
+from ..publishing import publish
 
 logger = logging.getLogger(__name__)
 

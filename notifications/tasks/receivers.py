@@ -1,7 +1,7 @@
 """
 Receivers of Django's task signals that publish the life of every task run:
 ``task_enqueued``, ``task_started`` and ``task_completed`` events (what they
-carry and where they go: task_events.py; progress: task_progress.py).
+carry and where they go: events.py; progress: progress.py).
 
 They run in whichever process sends the signal: the one that enqueues, and
 the one that runs the task (the request itself under ImmediateBackend, a
@@ -19,7 +19,8 @@ from django.db import transaction
 from django.tasks import TaskResult
 from django.tasks.signals import task_enqueued, task_finished, task_started
 
-from .task_events import (
+from ..topics import register
+from .events import (
     NOT_PUBLISHED,
     TASK_COMPLETED,
     TASK_ENQUEUED,
@@ -29,8 +30,7 @@ from .task_events import (
     task_event_data,
     task_outcome,
 )
-from .task_progress import enter_run, leave_run
-from .topics import register
+from .progress import enter_run, leave_run
 
 logger = logging.getLogger(__name__)
 
