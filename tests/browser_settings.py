@@ -17,10 +17,11 @@ NOTIFICATIONS = {
     "ACCESS": {**NOTIFICATIONS["ACCESS"], "members_only": "authenticated"},
     "HEARTBEAT": 2,
     "RETRY_MS": 500,
-    # In-memory unless a test names another backend (most servers here start
-    # without migrating).
-    "HISTORY_BACKEND": os.environ.get(
-        "NOTIFICATIONS_HISTORY_BACKEND", "notifications.history.memory.InMemoryHistory"
-    ),
 }
+# In-memory unless a test names another backend or Redis (most servers here
+# start without migrating).
+if not os.environ.get("REDIS_URL"):
+    NOTIFICATIONS["HISTORY_BACKEND"] = os.environ.get(
+        "NOTIFICATIONS_HISTORY_BACKEND", "notifications.history.memory.InMemoryHistory"
+    )
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -9,7 +9,8 @@ NOTIFICATIONS = {
     **NOTIFICATIONS,
     "ACCESS": {"task_completed": "authenticated"},
     "MAX_STREAMS_PER_USER": 3,
-    "MAX_TYPES_PER_STREAM": 4,
+    # Every public type and the user's own topic: what the client tag subscribes to (check E008).
+    "MAX_TYPES_PER_STREAM": 5,
     "MAX_STREAM_AGE": 3,
     "METRICS_ACCESS": "token",
     "METRICS_TOKEN": METRICS_TOKEN,

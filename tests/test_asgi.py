@@ -61,11 +61,11 @@ async def test_stream_route_refusals_also_skip_the_per_request_thread(asgi, sync
 
 async def test_other_requests_get_a_new_thread_each_as_django_does(asgi, sync_threads):
     for _ in range(3):
-        response = await asgi("/sse/publish/alpha/").start()
-        assert response.status == 405
+        response = await asgi("/sse/metrics/").start()
+        assert response.status == 404
         await response.rest()
 
-    threads = sync_threads["/sse/publish/alpha/"]
+    threads = sync_threads["/sse/metrics/"]
     assert len(set(threads)) == 3
     assert await shared_executor_thread() not in threads
 

@@ -24,6 +24,7 @@ from notifications.testing import free_port, open_streams
 
 from .conftest import ROOT
 from .lifecycle import problem_lines
+from .support import DEMO_ASGI
 
 
 def test_check_is_silent_when_every_internal_is_there():
@@ -95,7 +96,7 @@ def test_manage_py_check_reports_the_missing_internal(tmp_path, server_env):
 async def test_daphne_with_a_missing_internal_still_stops_promptly_with_one_error(tmp_path, server_env):
     env = {**server_env, "DJANGO_SETTINGS_MODULE": "tests.broken_daphne_settings"}
     port = free_port()
-    server = daphne_process(port, env=env, cwd=ROOT).start(tmp_path / "daphne.log")
+    server = daphne_process(port, DEMO_ASGI, env=env, cwd=ROOT).start(tmp_path / "daphne.log")
     try:
         clients = await open_streams(port, "/sse/subscribe/announcement/", 20)
         server.signal(signal.SIGTERM)
