@@ -151,24 +151,36 @@ class BatchedClose:
 
     def __init__(self):
         self._batch: list[tuple[object, contextvars.Context]] = []
-        self._closing: asyncio.Future | None = None
+        self._waiters: list[asyncio.Future] = []
+        self._closing: asyncio.Task | None = None
 
     async def close(self, response) -> None:
         """Close ``response`` like ``await sync_to_async(response.close)()`` does."""
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._close_batch())
-        closing = self._closing
+        # One future per response, not one shared future shielded by each:
+        # a request cancelled while it waits (a forced stop cancels thousands)
+        # must neither cancel the others' close nor cost them anything
+        # (unshielding one of N waiters of a future is O(N)).
+        waiter = asyncio.get_running_loop().create_future()
         self._batch.append((response, contextvars.copy_context()))
-        # A request cancelled while it waits must not cancel the others' close.
-        errors = await asyncio.shield(closing)
-        if response in errors:
-            raise errors[response]
+        self._waiters.append(waiter)
+        error = await waiter
+        if error is not None:
+            raise error
 
-    async def _close_batch(self) -> dict:
+    async def _close_batch(self) -> None:
         # Let the responses that end in this turn of the loop join the batch.
         await asyncio.sleep(0)
-        batch, self._batch, self._closing = self._batch, [], None
-        return await sync_to_async(_close_all)(batch)
+        batch, waiters = self._batch, self._waiters
+        self._batch, self._waiters, self._closing = [], [], None
+        try:
+            errors = await sync_to_async(_close_all)(batch)
+        except Exception as error:  # The hop itself failed: every waiter hears of it.
+            errors = dict.fromkeys((response for response, _ in batch), error)
+        for (response, _), waiter in zip(batch, waiters, strict=True):
+            if not waiter.done():
+                waiter.set_result(errors.get(response))
 
 
 def _close_all(batch: list) -> dict:
