@@ -15,7 +15,7 @@ from notifications.testing import SSEClient, daphne, free_port, http_request, op
 
 from .conftest import ROOT
 from .lifecycle import probe_lines, problem_lines, publish_http, publish_ids
-from .support import DEMO_ASGI
+from .support import DEMO_ASGI, wait_until
 
 STREAMS = 500
 
@@ -72,13 +72,19 @@ async def test_stop_delivers_everything_then_farewell_then_exits(server, server_
     assert {"groups_at_exit": {}} in probe, "every group membership was removed"
 
 
-async def test_request_during_drain_gets_farewell_and_connection_close(patient_server):
+async def slow_request_under_way(server, env) -> asyncio.Task:
+    """Start a two-second request and return its task once the server is serving it."""
+    slow = asyncio.create_task(asyncio.to_thread(http_request, server.port, "GET", "/probe/slow/?seconds=2"))
+    await wait_until(lambda: {"slow_started": 1} in probe_lines(env), 10)
+    return slow
+
+
+async def test_request_during_drain_gets_farewell_and_connection_close(patient_server, server_env):
     server = patient_server
     # An ordinary slow request keeps the drain open for a while.
-    slow = asyncio.create_task(asyncio.to_thread(http_request, server.port, "GET", "/probe/slow/?seconds=2"))
-    await asyncio.sleep(0.3)
+    slow = await slow_request_under_way(server, server_env)
     server.signal(signal.SIGTERM)
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: "Draining streams=" in server.output(), 10)
     late = SSEClient("127.0.0.1", server.port, "/sse/subscribe/announcement/")
     await late.connect()
     assert await late.read_to_end(5), (late.status, late.body, late.cut, server.output())
@@ -91,14 +97,13 @@ async def test_request_during_drain_gets_farewell_and_connection_close(patient_s
     assert await exits_cleanly(server)
 
 
-async def test_publish_during_drain_is_refused_with_a_clear_error(patient_server):
+async def test_publish_during_drain_is_refused_with_a_clear_error(patient_server, server_env):
     server = patient_server
     [client] = await open_streams(server.port, "/sse/subscribe/announcement/", 1)
     before = await publish_ids(server.port, "announcement", 2)
-    slow = asyncio.create_task(asyncio.to_thread(http_request, server.port, "GET", "/probe/slow/?seconds=2"))
-    await asyncio.sleep(0.3)
+    slow = await slow_request_under_way(server, server_env)
     server.signal(signal.SIGTERM)
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: "Draining streams=" in server.output(), 10)
     status, body = await asyncio.to_thread(publish_http, server.port, "announcement", {"late": True})
     assert status == 503
     assert "shutting down" in body

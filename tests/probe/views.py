@@ -7,6 +7,9 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 async def slow(request):
     """Answer after ?seconds=N: keeps a drain waiting on an ordinary request."""
+    from .apps import _record
+
+    _record({"slow_started": 1})
     await asyncio.sleep(float(request.GET.get("seconds", "1")))
     return HttpResponse("slow done\n")
 
