@@ -30,7 +30,7 @@ EventSource waits long before trying again instead of failing for good or
 reconnecting at once.
 
 While it is open, the hub may replace what is queued with a ``stream_reset``
-event when the history lost events the client saw (see hub.py).
+event when the history lost events the client had not seen (see catchup.py).
 """
 
 import asyncio

@@ -133,6 +133,7 @@ class Follower:
             try:
                 await client.connect(timeout=5)
             except OSError:
+                # The server is not listening yet (a restart): EventSource's retry delay.
                 await asyncio.sleep(0.05)
                 continue
             if self.client is not None:
@@ -155,6 +156,7 @@ class Follower:
             if until(self) or time.monotonic() >= deadline:
                 break
             self.client.close()
+            # EventSource waits its retry delay before it reconnects.
             await asyncio.sleep(0.05)
             await self.connect()
         return until(self)

@@ -18,7 +18,7 @@ from notifications.history import EventId, get_history
 from notifications.streams import event_stream
 from notifications.testing import parse_stream
 
-from .support import get, notifications_settings, stored_events
+from .support import get, notifications_settings, stored_events, wait_until
 from .test_publish_endpoint import post
 
 
@@ -39,9 +39,7 @@ class Reader:
         return [frame.id for frame in frames if frame.event in types]
 
     async def wait_for(self, count: int, *types: str, timeout: float = 10) -> list[str]:
-        async with asyncio.timeout(timeout):
-            while len(self.ids(*types)) < count:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: len(self.ids(*types)) >= count, timeout)
         return self.ids(*types)
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ from notifications.testing import runserver as runserver_process
 
 from .conftest import ROOT
 from .lifecycle import problem_lines, publish_ids
+from .support import wait_until
 
 
 def test_check_names_a_missing_reloader_internal_and_django_keeps_its_reloader(monkeypatch):
@@ -171,10 +172,7 @@ async def test_killed_parent_leaves_no_file_and_no_process_and_streams_end_clean
         for client in clients:
             assert [event.id for event in client.of_type("announcement")] == ids
             assert client.events[-1].event == "server_shutdown"
-        for _ in range(200):
-            if not Path(f"/proc/{child}").exists():
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: not Path(f"/proc/{child}").exists(), 10)
         assert not Path(f"/proc/{child}").exists(), "the child stops when its parent is gone"
         assert problem_lines(server.output()) == []
     finally:

@@ -17,7 +17,7 @@ class InMemoryHistory(EventHistory):
     The epoch is random per process, so after a restart every old id is
     recognised as foreign and the client is told to reset. runserver's
     autoreloader hands the history over to the next child with dump() and
-    restore() (see lifecycle.py), so a reload keeps ids and catch-up.
+    restore() (see servers/runserver.py), so a reload keeps ids and catch-up.
     """
 
     def __init__(self, size: int, **options):
