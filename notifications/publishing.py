@@ -77,7 +77,9 @@ async def apublish_many(events: Iterable[tuple[str, Any] | tuple[str, Any, Any]]
     APPEND_CHUNK events and one channel-layer message in all. Every event is
     checked before any is stored.
     """
-    encoded: dict[int, str] = {}
+    # The same data sent to many users is encoded once. Keyed by identity,
+    # so the data is kept alive here: a freed object's id can be reused.
+    encoded: dict[int, tuple[Any, str]] = {}
     items = [_prepare(*event, encoded=encoded) for event in events]
     return await _publish(items) if items else []
 
@@ -88,13 +90,11 @@ def _prepare(
     """Return (topic, event type, JSON data) of an event, checked; raise if it is invalid."""
     check_registered(event_type)
     topic = event_type if user is None else user_topic(user)
-    # The same data sent to many users is encoded once.
-    if encoded is None or id(data) not in encoded:
-        text = encode_data(data)
-        if encoded is not None:
-            encoded[id(data)] = text
-    else:
-        text = encoded[id(data)]
+    if encoded is None:
+        return topic, event_type, encode_data(data)
+    if id(data) not in encoded:
+        encoded[id(data)] = (data, encode_data(data))
+    text = encoded[id(data)][1]
     return topic, event_type, text
 
 

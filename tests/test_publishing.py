@@ -236,3 +236,13 @@ def test_publish_many_from_sync_code_returns_the_ids():
     ids = publish_many([("alpha", {"n": 1}), ("beta", {"n": 2})])
 
     assert [EventId.parse(event_id).seq for event_id in ids] == [1, 2]
+
+
+async def test_publish_many_from_a_generator_of_fresh_data_stores_each_events_own_data():
+    """Fresh dicts freed one by one can reuse an address: the encoding cache must not mix them up."""
+    start = await get_history().head()
+
+    await apublish_many(("alpha", {"n": n}) for n in range(200))
+
+    stored = await stored_since(start)
+    assert [event.data for event in stored] == [f'{{"n":{n}}}' for n in range(200)]
