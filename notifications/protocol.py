@@ -20,6 +20,7 @@ Control events a stream may send (data is JSON):
 - ``keepalive``: a heartbeat for clients that asked for visible ones.
 """
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -92,8 +93,10 @@ def closing_frame(event_type: str, retry_ms: int, **data: object) -> bytes:
     return encode_retry(retry_ms) + encode_event(Event(event_type, text))
 
 
+@functools.lru_cache(maxsize=8)
 def farewell(retry_ms: int) -> bytes:
     """Return the frame that tells a client the server is going away."""
+    # Cached: a drain sends the same bytes to every stream at once.
     return closing_frame(SERVER_SHUTDOWN, retry_ms)
 
 
