@@ -118,7 +118,16 @@ async def subscribe(request: HttpRequest, event_type: str | None = None) -> Http
     response["X-Accel-Buffering"] = "no"
     if process.stopping:
         response["Connection"] = "close"
+    _forget_parsed(request)
     return response
+
+
+def _forget_parsed(request: HttpRequest) -> None:
+    # The request lives as long as its stream. What Django parsed from it on
+    # demand (the query, the headers, the cookies: about 0.6 KB) is parsed
+    # again if anything asks, so it need not be kept for hours.
+    for name in ("GET", "headers", "COOKIES"):
+        request.__dict__.pop(name, None)
 
 
 def _publisher_refusal(request: HttpRequest) -> HttpResponse | None:

@@ -124,3 +124,69 @@ def test_a_daphne_without_kill_all_applications_is_left_alone(monkeypatch):
     assert not hasattr(Server, "kill_all_applications")
     assert Server.handle_reply is stock_handle_reply
     assert "Server.kill_all_applications" in check_servers()[0].msg
+
+
+async def test_receive_queue_hands_messages_out_in_order_to_waiting_and_later_getters():
+    queue = adapter.ReceiveQueue()
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)  # Both wait now.
+
+    queue.put_nowait({"type": "http.request"})
+    queue.put_nowait({"type": "http.disconnect"})
+    queue.put_nowait({"type": "late"})
+
+    assert await first == {"type": "http.request"}
+    assert await second == {"type": "http.disconnect"}
+    assert queue.qsize() == 1
+    assert await queue.get() == {"type": "late"}
+    assert queue.empty()
+
+
+async def test_receive_queue_passes_a_message_on_when_its_getter_is_cancelled_after_waking():
+    queue = adapter.ReceiveQueue()
+    cancelled = asyncio.ensure_future(queue.get())
+    other = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+
+    queue.put_nowait({"type": "http.disconnect"})  # Wakes `cancelled`...
+    cancelled.cancel()  # ...which never takes it.
+
+    assert await other == {"type": "http.disconnect"}
+    assert cancelled.cancelled()
+
+
+def test_receive_queue_is_truthy_like_asyncio_queue():
+    # Daphne tests `if self.application_queue:` before using it.
+    assert adapter.ReceiveQueue()
+
+
+def test_create_application_is_checked_against_daphnes_own_once_replaced(monkeypatch):
+    monkeypatch.setattr(Server, "kill_all_applications", Server.kill_all_applications)
+    monkeypatch.setattr(Server, "handle_reply", Server.handle_reply)
+    monkeypatch.setattr(Server, "create_application", Server.create_application)
+    adapter.install()
+
+    assert Server.create_application.__name__ == "create_application"
+    assert Server.create_application is not daphne.server.Server.create_application.__wrapped__
+    assert adapter.problems() == []
+
+
+async def test_the_drain_runs_without_garbage_collection_and_restores_it_after(monkeypatch):
+    import gc
+
+    seen = []
+
+    async def drain(timeout):
+        seen.append(gc.isenabled())
+        return 0
+
+    monkeypatch.setattr(lifecycle, "drain", drain)
+    assert gc.isenabled()
+    try:
+        streams, remaining = await lifecycle.drain_streams(1)
+        assert seen == [False]
+    finally:
+        lifecycle.stopped(streams=0, started=0.0, forced=0)
+    assert gc.isenabled()
+    gc.unfreeze()

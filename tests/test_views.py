@@ -353,3 +353,23 @@ async def test_drain_sends_queued_events_then_a_farewell_and_ends(asgi):
     late = await asgi("/sse/subscribe/alpha/").start()
     assert late.headers["connection"] == "close"
     assert await late.rest() == RETRY + b'event: server_shutdown\ndata: {"reconnect_after_ms": 2000}\n\n'
+
+
+async def test_an_open_stream_keeps_no_parsed_query_headers_or_cookies():
+    from django.test import AsyncRequestFactory
+
+    from notifications.views import subscribe
+
+    request = AsyncRequestFactory().get(
+        "/sse/subscribe/announcement/?keepalive=event", headers={"Last-Event-ID": "", "Cookie": "a=b"}
+    )
+    assert request.COOKIES == {"a": "b"}  # Parsed before the view, as the session middleware does.
+
+    response = await subscribe(request, "announcement")
+
+    assert response.status_code == 200
+    assert not {"GET", "headers", "COOKIES"} & set(request.__dict__)
+    # Asked again, they are parsed again.
+    assert request.GET["keepalive"] == "event"
+    assert request.COOKIES == {"a": "b"}
+    await response.streaming_content.aclose()

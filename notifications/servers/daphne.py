@@ -27,10 +27,16 @@ system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
   ``._tempDataLen``: the bytes a connection has not sent yet.
 - ``twisted.internet.tcp.Connection.writeSomeData()``, ``.connected``,
   ``.disconnecting`` and ``.TLS``: an event stream's connection sends at once
-  when nothing waits unsent (see _write_eagerly()). Twisted's write() only
+  when nothing waits unsent (see _EagerWrites). Twisted's write() only
   buffers and registers the socket for writability, then unregisters it once
   the buffer is flushed: two epoll_ctl calls and a reactor turn per write,
-  which was about 45 % of the CPU of a 1,000-stream fan-out.
+  which was about 45 % of the CPU of a 1,000-stream fan-out. The event
+  stream's WebRequest and its connection get a subclass of their own class
+  (``__class__`` assignment), which marks them without growing their dicts.
+- ``Server.create_application()``: replaced by a copy that gives the
+  application a ReceiveQueue instead of an ``asyncio.Queue()``; Daphne only
+  calls its ``put_nowait()`` and the application its ``get()``, and an idle
+  asyncio.Queue holds four deques, about 3 KB of each open stream's 24 KB.
 - ``daphne.server.twisted_loop``: the asyncio loop the reactor runs on.
 - ``Server.verbosity`` and ``Server.http_factory`` (optional, skipped when
   absent): at verbosity 0 or 1 Server.run() sends Twisted's log nowhere, so
@@ -40,6 +46,7 @@ system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
 
 import asyncio
 import functools
+import inspect
 import logging
 import sys
 import time
@@ -70,14 +77,15 @@ def problems() -> list[str]:
         from twisted.web import http
     except ImportError as error:
         return [f"cannot import {error.name}"]
+    # Daphne's own, also once install() has replaced it.
+    create = inspect.unwrap(getattr(server.Server, "create_application", None) or (lambda: None))
     expected = {
         "daphne.server.twisted_loop": hasattr(server, "twisted_loop"),
         "Server.kill_all_applications": hasattr(server.Server, "kill_all_applications"),
         "Server.protocol_connected": hasattr(server.Server, "protocol_connected"),
         "Server.handle_reply": hasattr(server.Server, "handle_reply"),
-        'Server.connections[...]["application_instance"]': code_mentions(
-            getattr(server.Server, "create_application", None), "application_instance"
-        ),
+        "Server.create_application() making an asyncio.Queue": code_mentions(create, "Queue"),
+        'Server.connections[...]["application_instance"]': code_mentions(create, "application_instance"),
         "WebRequest._response_started": code_mentions(
             getattr(http_protocol.WebRequest, "handle_reply", None), "_response_started"
         ),
@@ -130,17 +138,77 @@ def install() -> None:
             protocol.channel.transport.abortConnection()
             return
         await stock_handle_reply(server, protocol, message)
-        if (
-            message["type"] == "http.response.start"
-            and setting("EAGER_WRITES")
-            and _is_event_stream(protocol)
-        ):
-            _write_eagerly(protocol.channel.transport)
+        if message["type"] == "http.response.start":
+            _mark_event_stream(protocol)
 
     kill_all_applications.drains = True
     Server.kill_all_applications = kill_all_applications
     if not problems():
         Server.handle_reply = functools.wraps(stock_handle_reply)(handle_reply)
+        Server.create_application = functools.wraps(Server.create_application)(create_application)
+
+
+def create_application(server, protocol, scope):
+    """Daphne's Server.create_application(), with a lighter queue."""
+    assert "application_instance" not in server.connections[protocol]
+    queue = ReceiveQueue()
+    scope.setdefault("asgi", {"version": "3.0"})
+    application_instance = server.application(
+        scope=scope,
+        receive=queue.get,
+        send=functools.partial(server.handle_reply, protocol),
+    )
+    if protocol not in server.connections:
+        return None
+    server.connections[protocol]["application_instance"] = asyncio.ensure_future(
+        application_instance, loop=asyncio.get_event_loop()
+    )
+    return queue
+
+
+class ReceiveQueue:
+    """
+    An application's incoming ASGI messages: what Daphne uses of
+    asyncio.Queue (put_nowait() and get()), without the four deques an
+    asyncio.Queue keeps even when empty (about 3 KB per open connection).
+    """
+
+    __slots__ = ("_messages", "_waiters")
+
+    def __init__(self):
+        self._messages: list = []
+        self._waiters: list[asyncio.Future] = []
+
+    def put_nowait(self, message: dict) -> None:
+        self._messages.append(message)
+        self._wake_one()
+
+    async def get(self) -> dict:
+        while not self._messages:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                else:
+                    self._wake_one()  # It was woken for a message it will not take.
+                raise
+        return self._messages.pop(0)
+
+    def _wake_one(self) -> None:
+        while self._waiters and self._messages:
+            waiter = self._waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def qsize(self) -> int:
+        return len(self._messages)
+
+    def empty(self) -> bool:
+        return not self._messages
 
 
 async def _stop_or_fall_back(server, stock_kill_all_applications) -> None:
@@ -286,36 +354,63 @@ def _too_far_behind(protocol, message: dict) -> bool:
     return backpressure.too_far_behind(unsent)
 
 
-def _write_eagerly(transport) -> None:
+class _EventStreamRequest:
     """
-    Make ``transport`` send an event stream's writes at once when nothing is
-    waiting unsent, and buffer only what the socket does not take.
+    Mixed into the class of a WebRequest whose response is an event stream
+    (_mark_event_stream()): asked for every chunk, so decided once, and a
+    marker costs no memory where an attribute would grow the request's dict.
     """
-    from twisted.internet import tcp
 
-    if not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False):
-        return  # TLS writes go through its own protocol; leave them to Twisted.
-    buffered_write_sequence = transport.writeSequence
 
-    def write_sequence(iovec) -> None:
-        idle = transport._tempDataLen == 0 and len(transport.dataBuffer) == transport.offset
-        if idle and transport.connected and not transport.disconnecting and not transport.TLS:
+class _EagerWrites:
+    """
+    Mixed into the class of an event stream's TCP connection: send at once
+    when nothing is waiting unsent, and buffer only what the socket does not
+    take.
+    """
+
+    def writeSequence(self, iovec) -> None:
+        idle = self._tempDataLen == 0 and len(self.dataBuffer) == self.offset
+        # While draining, a stream's farewell is followed at once by the
+        # response's end and the close, which register the socket for
+        # writing anyway: buffered, the three leave in one send.
+        eager = idle and not _draining and not self.disconnecting
+        if eager and self.connected and not self.TLS:
             data = b"".join(iovec)
-            sent = transport.writeSomeData(data)
+            sent = self.writeSomeData(data)
             if not isinstance(sent, int):
                 sent = 0  # The connection is lost: Twisted's own write finds out.
             if sent == len(data):
                 return
             iovec = [data[sent:]]
-        buffered_write_sequence(iovec)
+        super().writeSequence(iovec)
 
-    transport.writeSequence = write_sequence
-    transport.write = lambda data: write_sequence([data])
+    def write(self, data: bytes) -> None:
+        self.writeSequence([data])
+
+
+@functools.cache
+def _with(mixin: type, cls: type) -> type:
+    return type(cls.__name__, (mixin, cls), {"__module__": cls.__module__})
+
+
+def _mark_event_stream(protocol) -> None:
+    """Remember that ``protocol`` serves an event stream, and make its writes eager if configured."""
+    content_type = protocol.responseHeaders.getRawHeaders(b"content-type") or [b""]
+    if not content_type[0].startswith(b"text/event-stream"):
+        return
+    protocol.__class__ = _with(_EventStreamRequest, type(protocol))
+    if setting("EAGER_WRITES"):
+        from twisted.internet import tcp
+
+        transport = getattr(protocol.channel, "transport", None)
+        if isinstance(transport, tcp.Connection) and not getattr(transport, "TLS", False):
+            # TLS writes go through its own protocol; they are left to Twisted.
+            transport.__class__ = _with(_EagerWrites, type(transport))
 
 
 def _is_event_stream(protocol) -> bool:
-    content_type = protocol.responseHeaders.getRawHeaders(b"content-type") or [b""]
-    return content_type[0].startswith(b"text/event-stream")
+    return isinstance(protocol, _EventStreamRequest)
 
 
 def stop_budget() -> float:
