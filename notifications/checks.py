@@ -73,6 +73,7 @@ RULES = {
     "HISTORY_BACKEND": (_non_empty_str, "a dotted path to an EventHistory class"),
     "CHANNEL_LAYER": (_non_empty_str, "an alias in CHANNEL_LAYERS"),
     "EAGER_WRITES": (lambda v: isinstance(v, bool), "True or False"),
+    "LISTEN_BACKLOG": (_optional(_positive_int), "None or a positive integer"),
     "STREAM_MIDDLEWARE": (
         lambda v: v is None or (isinstance(v, list | tuple) and all(map(_non_empty_str, v))),
         "None or a list of dotted paths to async-capable middleware",

@@ -61,6 +61,12 @@ DEFAULTS: dict[str, Any] = {
     # has nothing unsent, instead of Twisted's buffer-then-poll (see
     # servers/daphne.py). False keeps Twisted's own writes.
     "EAGER_WRITES": True,
+    # Under Daphne, how many connections the kernel queues for accept() on
+    # each endpoint Daphne builds from --bind/--port or --unix-socket.
+    # Twisted's default is 50: when thousands of clients reconnect at once
+    # (a restart), the rest are dropped and retry a second or more later.
+    # None keeps Daphne's. Capped by the kernel's net.core.somaxconn.
+    "LISTEN_BACKLOG": 2048,
     # Alias in CHANNEL_LAYERS that carries events between processes.
     "CHANNEL_LAYER": "default",
     # Seconds a stopping server waits for streams to end before closing

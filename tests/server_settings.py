@@ -17,6 +17,8 @@ if not os.environ.get("REDIS_URL"):
     )
 if os.environ.get("NOTIFICATIONS_HEARTBEAT"):
     NOTIFICATIONS["HEARTBEAT"] = float(os.environ["NOTIFICATIONS_HEARTBEAT"])
+if "NOTIFICATIONS_LISTEN_BACKLOG" in os.environ:
+    NOTIFICATIONS["LISTEN_BACKLOG"] = int(os.environ["NOTIFICATIONS_LISTEN_BACKLOG"] or 0) or None
 if os.environ.get("NOTIFICATIONS_MAX_UNSENT_BYTES"):
     NOTIFICATIONS["MAX_UNSENT_BYTES"] = int(os.environ["NOTIFICATIONS_MAX_UNSENT_BYTES"])
 

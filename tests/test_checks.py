@@ -63,6 +63,7 @@ class CheckSettingsTests(SimpleTestCase):
             "HISTORY_BACKEND": (None, DEFAULTS["HISTORY_BACKEND"]),
             "CHANNEL_LAYER": (["default"], "default"),
             "EAGER_WRITES": ("yes", False),
+            "LISTEN_BACKLOG": (0, None),
             "STREAM_MIDDLEWARE": ("notifications.middleware.StreamSessionMiddleware", []),
             "MAX_STREAMS": (0, None),
             "MAX_STREAMS_PER_USER": ("10", 10),

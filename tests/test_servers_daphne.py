@@ -13,6 +13,7 @@ import sys
 
 import daphne
 import daphne.server
+import pytest
 from daphne.server import Server
 from django.core.checks import Warning
 
@@ -190,3 +191,64 @@ async def test_the_drain_runs_without_garbage_collection_and_restores_it_after(m
         lifecycle.stopped(streams=0, started=0.0, forced=0)
     assert gc.isenabled()
     gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    "endpoint, expected",
+    [
+        ("tcp:port=8000:interface=127.0.0.1", "tcp:port=8000:interface=127.0.0.1:backlog=512"),
+        ("unix:/run/daphne.sock", "unix:/run/daphne.sock:backlog=512"),
+        ("tcp:port=8000:backlog=64", "tcp:port=8000:backlog=64"),  # Named by the operator.
+        ("ssl:443:privateKey=key.pem", "ssl:443:privateKey=key.pem"),  # Not ours to guess.
+        ("fd:fileno=3", "fd:fileno=3"),
+    ],
+)
+def test_endpoints_daphne_builds_get_the_backlog(endpoint, expected):
+    assert adapter.with_backlog(endpoint, 512) == expected
+    assert adapter.with_backlog(endpoint, None) == endpoint
+
+
+def _connections_queued_while_stopped(port: int, attempts: int) -> int:
+    """Connect ``attempts`` times to a server that accepts nothing; return how many the kernel queued."""
+    import selectors
+    import socket
+    import time
+
+    sockets, queued = [], 0
+    with selectors.DefaultSelector() as selector:
+        for _ in range(attempts):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            selector.register(sock, selectors.EVENT_WRITE)
+            sockets.append(sock)
+        # A queued connection completes at once; a dropped SYN is only
+        # retried after a second, beyond this wait.
+        deadline = time.monotonic() + 0.5
+        while queued < attempts and (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(left):
+                selector.unregister(key.fileobj)
+                if key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    queued += 1
+    for sock in sockets:
+        sock.close()
+    return queued
+
+
+@pytest.mark.parametrize("backlog, at_most", [("", 51), ("1024", 300)])
+def test_a_reconnect_storm_is_queued_not_dropped(tmp_path, server_env, backlog, at_most):
+    # Twisted's default backlog is 50 (the kernel queues one more): with it,
+    # most of 300 clients reconnecting at once are dropped and retry later.
+    env = {**server_env, "NOTIFICATIONS_LISTEN_BACKLOG": backlog}
+    port = free_port()
+    server = daphne_process(port, DEMO_ASGI, env=env, cwd=ROOT).start(tmp_path / "daphne.log")
+    try:
+        server.signal(signal.SIGSTOP)  # Accepts nothing: only the kernel's queue holds them.
+        try:
+            queued = _connections_queued_while_stopped(port, 300)
+            # The kernel queues the backlog (plus one on Linux), no more.
+            assert queued == 300 if at_most == 300 else 0 < queued <= at_most
+        finally:
+            server.signal(signal.SIGCONT)
+    finally:
+        server.stop()

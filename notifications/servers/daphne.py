@@ -38,6 +38,11 @@ system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
   calls its ``put_nowait()`` and the application its ``get()``, and an idle
   asyncio.Queue holds four deques, about 3 KB of each open stream's 24 KB.
 - ``daphne.server.twisted_loop``: the asyncio loop the reactor runs on.
+- ``Server.run()`` and ``Server.endpoints``: the Twisted endpoint
+  descriptions Server.run() listens on (daphne/endpoints.py builds
+  ``tcp:port=P:interface=H`` and ``unix:PATH`` without a backlog, so
+  Twisted's 50 applies; see NOTIFICATIONS['LISTEN_BACKLOG']). A description
+  that already names a backlog, or another kind of endpoint, is left as is.
 - ``Server.verbosity`` and ``Server.http_factory`` (optional, skipped when
   absent): at verbosity 0 or 1 Server.run() sends Twisted's log nowhere, so
   during a drain the factory's ``log()`` (twisted.web.http.HTTPFactory) is
@@ -83,6 +88,9 @@ def problems() -> list[str]:
         "daphne.server.twisted_loop": hasattr(server, "twisted_loop"),
         "Server.kill_all_applications": hasattr(server.Server, "kill_all_applications"),
         "Server.protocol_connected": hasattr(server.Server, "protocol_connected"),
+        "Server.run() listening on Server.endpoints": code_mentions(
+            inspect.unwrap(server.Server.run), "endpoints"
+        ),
         "Server.handle_reply": hasattr(server.Server, "handle_reply"),
         "Server.create_application() making an asyncio.Queue": code_mentions(create, "Queue"),
         'Server.connections[...]["application_instance"]': code_mentions(create, "application_instance"),
@@ -141,11 +149,28 @@ def install() -> None:
         if message["type"] == "http.response.start":
             _mark_event_stream(protocol)
 
+    stock_run = Server.run
+
+    @functools.wraps(stock_run)
+    def run(server):
+        backlog = setting("LISTEN_BACKLOG")
+        server.endpoints = [with_backlog(endpoint, backlog) for endpoint in server.endpoints]
+        return stock_run(server)
+
     kill_all_applications.drains = True
     Server.kill_all_applications = kill_all_applications
     if not problems():
+        Server.run = run
         Server.handle_reply = functools.wraps(stock_handle_reply)(handle_reply)
         Server.create_application = functools.wraps(Server.create_application)(create_application)
+
+
+def with_backlog(endpoint: str, backlog: int | None) -> str:
+    """Return Twisted endpoint description ``endpoint`` with ``backlog``, unless it names one."""
+    kind = endpoint.split(":", 1)[0]
+    if backlog is None or kind not in ("tcp", "tcp6", "unix") or "backlog=" in endpoint:
+        return endpoint
+    return f"{endpoint}:backlog={backlog}"
 
 
 def create_application(server, protocol, scope):
