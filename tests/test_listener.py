@@ -93,3 +93,56 @@ async def test_a_listener_still_catching_up_takes_nothing_live():
 
     assert listener.frames == []
     assert not listener.wakeup.is_set()
+
+
+def fanout_with(count: int, topic: str = "news"):
+    from notifications.fanout import Fanout
+    from notifications.stats import HubStats
+
+    fanout = Fanout(HubStats())
+    listeners = [Listener([topic], 100, 1 << 20) for _ in range(count)]
+    for listener in listeners:
+        listener.go_live(0)
+        fanout.add(listener)
+    return fanout, listeners
+
+
+def record(seq: int, topic: str = "news"):
+    from notifications.encoding import Event
+    from notifications.history import Record
+
+    return Record(seq, topic, Event("news", f'{{"n": {seq}}}', f"1-{seq}"))
+
+
+async def test_an_event_is_queued_for_every_listener_at_once_and_woken_a_slice_per_turn():
+    from notifications.fanout import WAKE_SLICE
+
+    fanout, listeners = fanout_with(3 * WAKE_SLICE)
+    woken_when_other_work_ran = []
+
+    fanout.deliver([record(1)])
+    # Queued in full, in order, before any stream runs...
+    assert all(listener.frames and listener.position == 1 for listener in listeners)
+    # ...but work queued after the delivery (a publish request, say) runs
+    # before the last slice of streams is woken, not after all of them.
+    asyncio.get_running_loop().call_soon(
+        lambda: woken_when_other_work_ran.append(sum(listener.wakeup.is_set() for listener in listeners))
+    )
+    async with asyncio.timeout(1):
+        while not all(listener.wakeup.is_set() for listener in listeners):
+            await asyncio.sleep(0)
+
+    assert woken_when_other_work_ran and woken_when_other_work_ran[0] < len(listeners)
+
+
+async def test_a_listener_given_two_events_before_its_turn_is_woken_once_with_both():
+    fanout, [listener] = fanout_with(1)
+
+    fanout.deliver([record(1)])
+    fanout.deliver([record(2)])
+    async with asyncio.timeout(1):
+        await listener.wakeup.wait()
+
+    assert listener.take().count(b"id: ") == 2
+    await asyncio.sleep(0)  # Nothing else is pending for it.
+    assert not listener.wakeup.is_set()
