@@ -69,6 +69,44 @@ def _expire_later(listener: Listener) -> asyncio.TimerHandle | None:
     return asyncio.get_running_loop().call_later(age * random.uniform(0.75, 1), listener.close, EXPIRED)
 
 
+class IdleClock:
+    """
+    Wake ``listener`` when its stream has sent nothing for ``seconds``.
+
+    One timer per stream that fires at most once per heartbeat, rather than
+    a timeout around every wait: a stream that writes an event every few
+    milliseconds would otherwise make and cancel a timer for each, and those
+    short-lived objects are what the garbage collector then walks.
+    """
+
+    __slots__ = ("listener", "seconds", "last_sent", "due", "_timer")
+
+    def __init__(self, listener: Listener, seconds: float):
+        self.listener = listener
+        self.seconds = seconds
+        self.due = False
+        loop = asyncio.get_running_loop()
+        self.last_sent = loop.time()
+        self._timer = loop.call_at(self.last_sent + seconds, self._check)
+
+    def sent(self) -> None:
+        """Note that the stream just sent something."""
+        self.last_sent = asyncio.get_running_loop().time()
+        self.due = False
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        wake_at = self.last_sent + self.seconds
+        if loop.time() >= wake_at:
+            self.due = True
+            self.listener.wakeup.set()
+            wake_at = loop.time() + self.seconds
+        self._timer = loop.call_at(wake_at, self._check)
+
+
 async def event_stream(
     topics: list[str],
     last_event_id: str | None,
@@ -99,6 +137,7 @@ async def event_stream(
         return
     listener = Listener(topics, setting("STREAM_QUEUE_SIZE"), setting("STREAM_QUEUE_BYTES"), user)
     expiry = _expire_later(listener)
+    idle = None
     try:
         # Each page of the catch-up is sent as it comes, the last one with
         # what follows it, so a short catch-up is one write.
@@ -119,13 +158,15 @@ async def event_stream(
             yield held
             return
         yield held + keepalive if keepalive_events else held
+        idle = IdleClock(listener, heartbeat)
         while True:
             if not listener.frames and listener.close_reason is None:
-                try:
-                    async with asyncio.timeout(heartbeat):
-                        await listener.wakeup.wait()
-                except TimeoutError:
+                if not idle.due:
+                    await listener.wakeup.wait()
+                if idle.due and not listener.frames and listener.close_reason is None:
+                    listener.wakeup.clear()
                     yield keepalive
+                    idle.sent()
                     continue
             if listener.close_reason == SLOW:
                 return
@@ -142,7 +183,10 @@ async def event_stream(
                 return
             if frames:
                 yield frames
+                idle.sent()
     finally:
+        if idle is not None:
+            idle.cancel()
         if expiry is not None:
             expiry.cancel()
         hub.remove(listener)
