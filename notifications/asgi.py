@@ -270,10 +270,14 @@ def get_asgi_application() -> StreamingASGIHandler:
     """
     Set up Django and return the ASGI application (like Django's own). Only
     serving processes build it, so the embedded task worker starts here
-    when NOTIFICATIONS['EMBEDDED_TASK_WORKER'] asks for one.
+    when NOTIFICATIONS['EMBEDDED_TASK_WORKER'] asks for one, and the
+    garbage collector is tuned here (NOTIFICATIONS['GC_THRESHOLDS']).
     """
     django.setup(set_prefix=False)
+    from . import process
     from .tasks import worker as task_worker
+
+    process.tune_garbage_collection()
 
     task_worker.start()
     return StreamingASGIHandler()

@@ -74,6 +74,10 @@ RULES = {
     "CHANNEL_LAYER": (_non_empty_str, "an alias in CHANNEL_LAYERS"),
     "EAGER_WRITES": (lambda v: isinstance(v, bool), "True or False"),
     "LISTEN_BACKLOG": (_optional(_positive_int), "None or a positive integer"),
+    "GC_THRESHOLDS": (
+        lambda v: v is None or (isinstance(v, tuple | list) and len(v) == 3 and all(map(_positive_int, v))),
+        "None or three positive integers, as gc.set_threshold() takes",
+    ),
     "STREAM_MIDDLEWARE": (
         lambda v: v is None or (isinstance(v, list | tuple) and all(map(_non_empty_str, v))),
         "None or a list of dotted paths to async-capable middleware",

@@ -8,8 +8,11 @@ and the lifecycle write it.
 """
 
 import asyncio
+import gc
 import os
 import sys
+
+from .conf import setting
 
 serving_loop: asyncio.AbstractEventLoop | None = None
 stopping = False
@@ -37,3 +40,10 @@ def never_serves() -> bool:
     """
     command = management_command()
     return serving_loop is None and command is not None and command not in SERVING_COMMANDS
+
+
+def tune_garbage_collection() -> None:
+    """Apply NOTIFICATIONS['GC_THRESHOLDS'] to this process, which serves streams."""
+    thresholds = setting("GC_THRESHOLDS")
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)

@@ -22,6 +22,7 @@ from notifications.asgi import StreamingASGIHandler, _close_all
 from notifications.lifecycle import drain
 
 from .asgi_client import AsgiRequest, application
+from .support import notifications_settings
 
 
 @pytest.fixture
@@ -191,3 +192,19 @@ def test_check_names_a_missing_internal_of_the_batched_close(monkeypatch):
     [warning] = check_servers()
     assert warning.id == "notifications.W203"
     assert "asgiref.sync._restore_context()" in warning.msg
+
+
+@pytest.mark.parametrize("configured", [(700, 100, 10), (1000, 50, 20), None])
+def test_a_serving_process_gets_the_configured_garbage_collector_thresholds(configured):
+    import gc
+
+    from notifications import process
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with notifications_settings(GC_THRESHOLDS=configured):
+            process.tune_garbage_collection()
+        assert gc.get_threshold() == (configured or (700, 10, 10))
+    finally:
+        gc.set_threshold(*before)

@@ -64,6 +64,7 @@ class CheckSettingsTests(SimpleTestCase):
             "CHANNEL_LAYER": (["default"], "default"),
             "EAGER_WRITES": ("yes", False),
             "LISTEN_BACKLOG": (0, None),
+            "GC_THRESHOLDS": ((700, 0, 10), None),
             "STREAM_MIDDLEWARE": ("notifications.middleware.StreamSessionMiddleware", []),
             "MAX_STREAMS": (0, None),
             "MAX_STREAMS_PER_USER": ("10", 10),
