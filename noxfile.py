@@ -57,6 +57,7 @@ VERSION_DEPENDENT = [
     "tests/test_lifecycle_daphne.py",
     "tests/test_lifecycle_exit.py",
     "tests/test_lifecycle_runserver.py",
+    "tests/test_servers_daphne.py",
 ]
 # django.tasks exists from Django 6.0: the task integration's tests.
 TASKS = [

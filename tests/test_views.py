@@ -360,9 +360,9 @@ async def test_an_open_stream_keeps_no_parsed_query_headers_or_cookies():
 
     from notifications.views import subscribe
 
-    request = AsyncRequestFactory().get(
-        "/sse/subscribe/announcement/?keepalive=event", headers={"Last-Event-ID": "", "Cookie": "a=b"}
-    )
+    factory = AsyncRequestFactory()
+    factory.cookies["a"] = "b"
+    request = factory.get("/sse/subscribe/announcement/?keepalive=event", headers={"Last-Event-ID": ""})
     assert request.COOKIES == {"a": "b"}  # Parsed before the view, as the session middleware does.
 
     response = await subscribe(request, "announcement")
