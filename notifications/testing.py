@@ -295,9 +295,15 @@ class ServerProcess:
         return Path(self.log_path).read_text(errors="replace")
 
 
-def daphne(port: int, application: str, env: dict | None = None, cwd: Path | None = None) -> ServerProcess:
-    """A stock ``daphne <application>`` (``module:attribute``) on 127.0.0.1:``port``."""
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application]
+def daphne(
+    port: int,
+    application: str,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    options: tuple[str, ...] = (),
+) -> ServerProcess:
+    """A stock ``daphne [options] <application>`` (``module:attribute``) on 127.0.0.1:``port``."""
+    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *options, application]
     return ServerProcess(argv, port, env, cwd)
 
 

@@ -1,8 +1,9 @@
-"""Helpers shared by the access, limits, CORS, metrics, property and page tests."""
+"""Helpers shared by the tests."""
 
 import asyncio
 import json
 import re
+import socket
 import time
 
 from django.conf import settings
@@ -82,3 +83,12 @@ def client_config(html: str) -> dict:
     """Return the configuration {% notifications_client %} wrote into a page."""
     match = re.search(r'<script id="notifications-config" type="application/json">(.*?)</script>', html)
     return json.loads(match[1])
+
+
+def stalled_stream(port: int) -> socket.socket:
+    """Open a stream with a tiny receive buffer, then never read from it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"GET /sse/subscribe/announcement/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock

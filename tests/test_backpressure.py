@@ -8,18 +8,9 @@ from notifications.testing import daphne, free_port, open_streams
 
 from .conftest import ROOT
 from .lifecycle import publish_http
-from .support import DEMO_ASGI
+from .support import DEMO_ASGI, stalled_stream
 
 PAYLOAD = "x" * 60_000
-
-
-def stalled_stream(port: int) -> socket.socket:
-    """Open a stream with a tiny receive buffer, then never read from it."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(b"GET /sse/subscribe/announcement/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    return sock
 
 
 def connection_was_closed(sock: socket.socket, timeout: float) -> bool:

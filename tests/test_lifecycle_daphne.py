@@ -7,6 +7,7 @@ and a prompt exit with status 0 and no traceback.
 import asyncio
 import http.client
 import signal
+import socket
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from notifications.testing import SSEClient, daphne, free_port, http_request, op
 
 from .conftest import ROOT
 from .lifecycle import probe_lines, problem_lines, publish_http, publish_ids
-from .support import DEMO_ASGI, wait_until
+from .support import DEMO_ASGI, stalled_stream, wait_until
 
 STREAMS = 500
 
@@ -188,3 +189,46 @@ async def test_ten_start_stop_cycles_with_streams_open_stay_clean(tmp_path, serv
         finally:
             server.stop()
     assert {"groups_at_exit": {}} in probe_lines(server_env)
+
+
+def read_response(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
+    """Read a chunked response to its end; return its body and whether it was terminated."""
+    sock.settimeout(timeout)
+    raw = b""
+    while chunk := sock.recv(1 << 20):
+        raw += chunk
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    body = b""
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return body, rest == b"\r\n"
+        body, rest = body + rest[:size], rest[size + 2 :]
+    return body, False
+
+
+async def test_a_stream_whose_client_is_not_reading_at_the_stop_still_gets_everything(tmp_path, server_env):
+    # More than the socket buffers hold, so the farewell waits behind unsent
+    # bytes when the drain closes the connection.
+    server = start_daphne(tmp_path, server_env, NOTIFICATIONS_MAX_UNSENT_BYTES=str(64 << 20))
+    try:
+        stalled = stalled_stream(server.port)
+        [reader] = await open_streams(server.port, "/sse/subscribe/announcement/", 1)
+        ids = []
+        for n in range(60):
+            status, body = await asyncio.to_thread(
+                publish_http, server.port, "announcement", {"n": n, "padding": "x" * 60_000}
+            )
+            ids.append(body["id"])
+        assert await reader.read_until(lambda c: len(c.of_type("announcement")) == 60, 30)
+        server.signal(signal.SIGTERM)
+        body, terminated = await asyncio.to_thread(read_response, stalled, 15)
+        client = SSEClient("127.0.0.1", server.port, "")
+        client.feed(body)
+        assert [event.id for event in client.of_type("announcement")] == ids
+        assert client.events[-1].event == "server_shutdown"
+        assert terminated
+        assert await exits_cleanly(server)
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ one ERROR line: a prompt exit, never a hang.
 """
 
 import asyncio
+import io
 import logging
 import os
 import signal
@@ -252,3 +253,44 @@ def test_a_reconnect_storm_is_queued_not_dropped(tmp_path, server_env, backlog, 
             server.signal(signal.SIGCONT)
     finally:
         server.stop()
+
+
+class CountingStream(io.StringIO):
+    """A text stream that counts its write() calls (each one a system call for Daphne's access log)."""
+
+    writes = 0
+
+    def write(self, text):
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_access_lines_of_one_loop_turn_are_written_together_and_in_order():
+    stream = CountingStream()
+    lines = adapter.AccessLines(stream)
+    for n in range(3):
+        lines.write(f"line {n}\n")
+    assert stream.writes == 0
+    await asyncio.sleep(0)  # The end of this turn of the loop.
+    assert (stream.writes, stream.getvalue()) == (1, "line 0\nline 1\nline 2\n")
+    lines.write("line 3\n")
+    lines.flush()  # At the end of the drain, whatever is left goes at once.
+    assert (stream.writes, stream.getvalue()) == (2, "line 0\nline 1\nline 2\nline 3\n")
+
+
+async def test_a_drain_writes_every_access_line_to_daphnes_access_log(tmp_path, server_env):
+    access_log = tmp_path / "access.log"
+    server = daphne_process(
+        free_port(), DEMO_ASGI, env=server_env, cwd=ROOT, options=("--access-log", str(access_log))
+    ).start(tmp_path / "daphne.log")
+    try:
+        clients = await open_streams(server.port, "/sse/subscribe/announcement/", 50)
+        server.signal(signal.SIGTERM)
+        assert all(await asyncio.gather(*(client.read_to_end(10) for client in clients)))
+        assert await asyncio.to_thread(server.wait, 15) == 0
+    finally:
+        server.stop()
+    lines = access_log.read_text().splitlines()
+    streams = [line for line in lines if '"GET /sse/subscribe/announcement/" 200 ' in line]
+    assert len(streams) == 50, lines
+    assert problem_lines(server.output()) == []
