@@ -8,73 +8,75 @@ the request. For an event stream that is an OS thread per open connection.
 Requests for stream views skip that per-request context: their few sync
 calls at connect time share asgiref's single executor thread instead.
 
-Django then ends each request with ``await sync_to_async(response.close)()``,
-which sends request_finished: one thread hop per request. When thousands of
-streams end together (a drain), those hops take seconds (about 170 µs each
-on 2 cores, most of it handing each call between the event loop and the
-thread). For a stream request whose response was sent in full, this handler
-instead closes the responses that end in the same turn of the event loop
-with one hop: each ``response.close()`` still runs, in the thread Django
-would use (asgiref's shared executor: stream requests have no
-ThreadSensitiveContext) and in a copy of its request's context, so
-request_finished reaches the same receivers as before, once per request.
-A stream the client left, and every other request, is served exactly as by
-Django.
+Django's ``ASGIHandler.handle()`` then serves the response inside an
+``asyncio.TaskGroup`` with a task that listens for the client's disconnect,
+and ends each request with ``await sync_to_async(response.close)()``, which
+sends request_finished: one thread hop per request. When thousands of
+streams end together (a drain), unwinding those task groups and those hops
+take seconds (about 170 µs a hop on 2 cores, most of it handing each call
+between the event loop and the thread). Stream requests are therefore served
+by ``handle_event_stream()``: Django's ``handle()`` step by step, with the
+same methods, signals and order, except that
 
-Django internals this relies on (django/core/handlers/asgi.py; checked by
-problems(), reported by system check notifications.W203): Django 6.1's
-``ASGIHandler.handle()`` calls ``self.send_response()`` in a TaskGroup and
-then only closes the response; an exception raised by ``send_response()``
-leaves ``handle()`` (it re-raises a single exception of the group), which is
-how the close is taken over. Django 5.2 and 6.0 run send_response() in a
-task of their own and handle its errors differently: there, and with a
-Django newer than 6.1 until it is tested, Django closes each response
-itself (the drain is slower, nothing else changes). And from asgiref (tested with 3.13):
-``asgiref.sync._restore_context()``, which sync_to_async() runs to make a
-request's Local values visible in the thread; the batch runs it for each
-response. With another Django version, or without it, Django closes each
-response itself.
+- a ``DisconnectWatcher`` task cancels the request when the client leaves,
+  as Django's task group does, without a task group to unwind after every
+  response;
+- the responses that end in the same turn of the event loop are closed with
+  one hop (``BatchedClose``): each ``response.close()`` still runs, in the
+  thread Django would use (asgiref's shared executor: stream requests have
+  no ThreadSensitiveContext) and in a copy of its request's context, so
+  request_finished reaches the same receivers as before, once per request.
+
+Every other request is served by Django itself.
+
+Django internals this relies on (django/core/handlers/asgi.py, the same
+from Django 5.2 to 6.1; checked by problems(), reported by system check
+notifications.W203): ``ASGIHandler.read_body()``, ``.create_request()``,
+``.run_get_response()``, ``.send_response()`` and the module's
+``get_script_prefix(scope)``, which ``handle()`` is made of. And from
+asgiref (tested with 3.13): ``asgiref.sync._restore_context()``, which
+sync_to_async() runs to make a request's Local values visible in the
+thread; the batch runs it for each response. Without any of them, stream
+requests are served by Django's own ``handle()`` (the drain is slower,
+nothing else changes).
 """
 
 import asyncio
 import contextvars
 import functools
 import weakref
+from contextlib import closing
 
 import django
 from asgiref import sync as asgiref_sync
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core import signals
+from django.core.exceptions import ImproperlyConfigured, RequestAborted
+from django.core.handlers import asgi as django_asgi
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import setting_changed
-from django.urls import Resolver404, get_resolver
+from django.urls import Resolver404, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import setting
-from .servers import code_mentions
 
-# The Django version whose ASGIHandler.handle() this was written and tested against.
+# The newest Django whose ASGIHandler.handle() handle_event_stream() was compared with.
 TESTED_DJANGO = (6, 1)
-# Set for the requests of stream views whose close is batched.
-_batched_close = contextvars.ContextVar("notifications_batched_close", default=False)
 # Set for the requests of stream views: they run NOTIFICATIONS['STREAM_MIDDLEWARE'].
 _stream_request = contextvars.ContextVar("notifications_stream_request", default=False)
 
 
 def problems() -> list[str]:
-    """Return the internals listed above that this Django (6.1 or later) lacks."""
-    if django.VERSION[:2] < TESTED_DJANGO:
-        return []  # Older Djangos close each response themselves, as documented.
-    handle = getattr(ASGIHandler, "handle", None)
+    """Return the internals listed above that this Django or asgiref lacks."""
     expected = {
-        "ASGIHandler.handle() sending in a TaskGroup": code_mentions(handle, "TaskGroup"),
-        "ASGIHandler.handle() calling send_response()": code_mentions(handle, "send_response"),
-        "ASGIHandler.handle() closing the response": code_mentions(handle, "close"),
-        "asgiref.sync._restore_context()": hasattr(asgiref_sync, "_restore_context"),
+        f"ASGIHandler.{name}()": callable(getattr(ASGIHandler, name, None))
+        for name in ("read_body", "create_request", "run_get_response", "send_response")
     }
+    expected["django.core.handlers.asgi.get_script_prefix()"] = hasattr(django_asgi, "get_script_prefix")
+    expected["asgiref.sync._restore_context()"] = hasattr(asgiref_sync, "_restore_context")
     return [name for name, present in expected.items() if not present]
 
 
@@ -85,22 +87,14 @@ def untested_version() -> str | None:
 
 # What happens when an internal is missing (system check W203).
 FALLBACK = (
-    "Django finishes each stream's request with a thread hop of its own, so a drain of "
-    "thousands of streams takes seconds longer"
+    "stream requests are served by Django's own handle(), so a drain of thousands of "
+    "streams takes seconds longer"
 )
 
 
 @functools.cache
-def _can_batch_close() -> bool:
-    return django.VERSION[:2] == TESTED_DJANGO and not problems()
-
-
-class _ResponseSent(Exception):
-    """Carries a stream's fully sent response out of Django's handle(), to close it in a batch."""
-
-    def __init__(self, response):
-        super().__init__()
-        self.response = response
+def _serves_streams_itself() -> bool:
+    return not problems()
 
 
 class StreamingASGIHandler(ASGIHandler):
@@ -109,26 +103,47 @@ class StreamingASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and self._serves_event_stream(scope):
             _stream_request.set(True)
-            _batched_close.set(_can_batch_close())
-            try:
+            if _serves_streams_itself():
+                await self.handle_event_stream(scope, receive, send)
+            else:
                 await self.handle(scope, receive, send)
-                return
-            except _ResponseSent as sent:
-                response = sent.response
-            # Outside the except block: an error in closing is not "during" it.
-            await _closer().close(response)
         else:
             await super().__call__(scope, receive, send)
+
+    async def handle_event_stream(self, scope, receive, send) -> None:
+        """Serve a stream request as Django's handle() does (see the module docstring)."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            set_script_prefix(django_asgi.get_script_prefix(scope))
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                body_file.close()
+                await self.send_response(error_response, send)
+                await _closer().close(error_response)
+                return
+            response = None
+            watcher = DisconnectWatcher(receive)
+            try:
+                response = await self.run_get_response(request)
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                if not watcher.cancelled_the_request():
+                    raise
+            finally:
+                watcher.stop()
+            if response is None:
+                await signals.request_finished.asend(sender=self.__class__)
+            else:
+                await _closer().close(response)
 
     async def get_response_async(self, request):
         if _stream_request.get():
             return await _stream_middleware().get_response_async(request)
         return await super().get_response_async(request)
-
-    async def send_response(self, response, send):
-        await super().send_response(response, send)
-        if _batched_close.get() and response.streaming:
-            raise _ResponseSent(response)
 
     @staticmethod
     def _serves_event_stream(scope) -> bool:
@@ -141,6 +156,51 @@ class StreamingASGIHandler(ASGIHandler):
         except Resolver404:
             return False
         return getattr(match.func, "serves_event_stream", False)
+
+
+class DisconnectWatcher:
+    """
+    Cancel the running task (a request) when its client disconnects, until
+    stop(): what the task of Django's listen_for_disconnect() does inside a
+    task group, for a request that then knows why it was cancelled.
+    """
+
+    __slots__ = ("_request", "_task", "_stopped", "_cancelled", "_error")
+
+    def __init__(self, receive):
+        self._request = asyncio.current_task()
+        self._stopped = False
+        self._cancelled = False
+        self._error: Exception | None = None
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive) -> None:
+        message = await receive()
+        if self._stopped:
+            return
+        if message["type"] != "http.disconnect":
+            # As in Django, nothing but a disconnect may follow the request body.
+            self._error = AssertionError(f"Invalid ASGI message after request body: {message['type']}")
+        self._cancelled = True
+        self._request.cancel()
+
+    def cancelled_the_request(self) -> bool:
+        """
+        Return whether the request's CancelledError is this watcher's doing
+        (the client left), and if so take the cancellation back so that the
+        request can finish. Raise what made it cancel the request otherwise.
+        """
+        if not self._cancelled:
+            return False
+        self._request.uncancel()
+        if self._error is not None:
+            raise self._error
+        return True
+
+    def stop(self) -> None:
+        """Stop watching: the response was sent, or the request is over."""
+        self._stopped = True
+        self._task.cancel()
 
 
 class BatchedClose:

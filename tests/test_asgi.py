@@ -14,11 +14,14 @@ import threading
 import django
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished, request_started
-from django.urls import get_script_prefix
+from django.test import override_settings
+from django.urls import get_script_prefix, path
 
 from notifications import asgi as asgi_module
 from notifications.asgi import StreamingASGIHandler, _close_all
+from notifications.hub import get_hub
 from notifications.lifecycle import drain
 
 from .asgi_client import AsgiRequest, application
@@ -111,8 +114,8 @@ def finished_requests():
 
 
 def batched_close_applies() -> bool:
-    """Return whether this Django's handler is the one the batched close takes over (6.1)."""
-    return asgi_module._can_batch_close()
+    """Return whether stream requests are served by handle_event_stream() (W203 silent)."""
+    return asgi_module._serves_streams_itself()
 
 
 @pytest.fixture
@@ -147,12 +150,84 @@ async def test_streams_that_end_together_finish_their_requests_in_one_thread_hop
     assert prefixes == sorted(f"/app{n}/" for n in range(20)), "each in its own request's context"
 
 
-async def test_a_stream_the_client_leaves_is_finished_by_django(asgi, finished_requests, close_batches):
+async def test_a_stream_the_client_leaves_finishes_its_request_once(asgi, finished_requests, close_batches):
     stream = await asgi("/sse/subscribe/alpha/").start()
     await stream.body()
+    hub = get_hub()
+    assert hub.count == 1
 
     await stream.disconnect()
+    await asyncio.wait_for(stream.task, 2)
 
+    assert hub.count == 0, "the stream's generator was closed"
+    assert close_batches == ([1] if batched_close_applies() else [])
+    assert [thread for thread, _ in finished_requests] == [await shared_executor_thread()]
+
+
+# The event loop's views that started, set by each test (an Event belongs to one loop).
+started_views: list[asyncio.Event] = []
+
+
+async def slow_stream_view(request):
+    started_views[-1].set()
+    await asyncio.Event().wait()  # Until the request is cancelled.
+
+
+slow_stream_view.serves_event_stream = True
+urlpatterns = [path("slow-stream/", slow_stream_view)]
+
+
+@pytest.fixture
+def view_started():
+    started_views.append(asyncio.Event())
+    yield started_views[-1]
+    started_views.clear()
+
+
+@override_settings(ROOT_URLCONF=__name__)
+async def test_a_client_that_leaves_before_the_response_finishes_the_request_once(
+    finished_requests, view_started
+):
+    request = AsgiRequest("/slow-stream/")
+    await asyncio.wait_for(view_started.wait(), 2)
+
+    await request.disconnect()
+
+    assert await asyncio.wait_for(request.task, 2) is None
+    assert len(finished_requests) == 1
+
+
+@override_settings(ROOT_URLCONF=__name__)
+async def test_a_message_other_than_disconnect_after_the_body_fails_the_request_as_in_django(view_started):
+    request = AsgiRequest("/slow-stream/")
+    await asyncio.wait_for(view_started.wait(), 2)
+
+    request._inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+
+    with pytest.raises(AssertionError, match="Invalid ASGI message after request body: http.request"):
+        await asyncio.wait_for(request.task, 2)
+
+
+async def test_without_the_internals_it_needs_a_stream_is_served_by_djangos_own_handle(
+    monkeypatch, finished_requests, close_batches
+):
+    monkeypatch.setattr(asgi_module, "_serves_streams_itself", lambda: False)
+    handled_by_django = []
+    django_handle = StreamingASGIHandler.handle
+
+    async def handle(self, *args):
+        handled_by_django.append(args[0]["path"])
+        await django_handle(self, *args)
+
+    monkeypatch.setattr(StreamingASGIHandler, "handle", handle)
+    stream = await AsgiRequest("/sse/subscribe/alpha/").start()
+    assert (await stream.body()).startswith(b"retry: 2000")
+
+    assert await drain(2) == 0
+    assert b"server_shutdown" in await stream.rest()
+    await asyncio.wait_for(stream.task, 5)
+
+    assert handled_by_django == ["/sse/subscribe/alpha/"]
     assert close_batches == []
     assert len(finished_requests) == 1
 
@@ -181,17 +256,30 @@ async def test_an_error_in_a_request_finished_receiver_reaches_that_request_only
     assert close_batches == ([3] if batched_close_applies() else [])
 
 
-def test_check_names_a_missing_internal_of_the_batched_close(monkeypatch):
+def test_check_names_the_missing_internals_of_handle_event_stream(monkeypatch):
     from asgiref import sync
 
     from notifications.checks import check_servers
 
     monkeypatch.delattr(sync, "_restore_context")
-    monkeypatch.setattr(django, "VERSION", (6, 1, 0, "final", 0))
+    monkeypatch.delattr(ASGIHandler, "run_get_response")
 
     [warning] = check_servers()
     assert warning.id == "notifications.W203"
-    assert "asgiref.sync._restore_context()" in warning.msg
+    assert "ASGIHandler.run_get_response(), asgiref.sync._restore_context()" in warning.msg
+    assert "served by Django's own handle()" in warning.msg
+
+
+def test_check_warns_about_a_django_newer_than_the_one_compared_with(monkeypatch):
+    from notifications.checks import check_servers
+
+    monkeypatch.setattr(django, "VERSION", (6, 2, 0, "final", 0))
+    monkeypatch.setattr(django, "get_version", lambda: "6.2")
+
+    warnings = [warning for warning in check_servers() if warning.id == "notifications.W203"]
+    assert [warning.msg for warning in warnings] == [
+        "Django's ASGI handler 6.2 is not a version the clean stop was tested with."
+    ]
 
 
 @pytest.mark.parametrize("configured", [(700, 100, 10), (1000, 50, 20), None])
