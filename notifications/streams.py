@@ -52,6 +52,7 @@ from .protocol import (
     closing_frame,
     farewell,
     heartbeat_frame,
+    last_part,
 )
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ async def event_stream(
     keepalive = heartbeat_frame(keepalive_events)
     hub = hub or get_hub()
     if process.stopping:
-        yield farewell(retry_ms)
+        yield last_part(farewell(retry_ms))
         return
     # No await between this check and hub.add(): concurrent connections are
     # counted one by one.
@@ -133,7 +134,7 @@ async def event_stream(
     if reached is not None:
         name, limit = reached
         hub.stats.refusals[name] += 1
-        yield closing_frame(LIMIT_EXCEEDED, setting("LIMIT_RETRY_MS"), limit=name, max=limit)
+        yield last_part(closing_frame(LIMIT_EXCEEDED, setting("LIMIT_RETRY_MS"), limit=name, max=limit))
         return
     listener = Listener(topics, setting("STREAM_QUEUE_SIZE"), setting("STREAM_QUEUE_BYTES"), user)
     expiry = _expire_later(listener)
@@ -155,7 +156,7 @@ async def event_stream(
             # comes back with its Last-Event-ID, rather than wait here
             # without the events it missed.
             logger.warning("Stream could not start topics=%s error=%r", ",".join(topics), str(exc))
-            yield held
+            yield last_part(held)
             return
         yield held + keepalive if keepalive_events else held
         idle = IdleClock(listener, heartbeat)
@@ -172,14 +173,15 @@ async def event_stream(
                 return
             if listener.close_reason == REVOKED:
                 # Queued events are no longer this user's to read.
-                yield closing_frame(STREAM_EXPIRED, retry_ms, reason=EXPIRED_REASONS[REVOKED])
+                yield last_part(closing_frame(STREAM_EXPIRED, retry_ms, reason=EXPIRED_REASONS[REVOKED]))
                 return
             frames = listener.take()
             if listener.close_reason == SHUTDOWN:
-                yield frames + farewell(retry_ms)
+                yield last_part(frames + farewell(retry_ms))
                 return
             if listener.close_reason == EXPIRED:
-                yield frames + closing_frame(STREAM_EXPIRED, retry_ms, reason=EXPIRED_REASONS[EXPIRED])
+                expired = closing_frame(STREAM_EXPIRED, retry_ms, reason=EXPIRED_REASONS[EXPIRED])
+                yield last_part(frames + expired)
                 return
             if frames:
                 yield frames

@@ -20,9 +20,10 @@ from django.test import override_settings
 from django.urls import get_script_prefix, path
 
 from notifications import asgi as asgi_module
-from notifications.asgi import StreamingASGIHandler, _close_all
+from notifications.asgi import EndWithLastPart, StreamingASGIHandler, _close_all
 from notifications.hub import get_hub
 from notifications.lifecycle import drain
+from notifications.protocol import LAST_PART
 
 from .asgi_client import AsgiRequest, application
 from .support import notifications_settings
@@ -296,3 +297,35 @@ def test_a_serving_process_gets_the_configured_garbage_collector_thresholds(conf
         assert gc.get_threshold() == (configured or (700, 10, 10))
     finally:
         gc.set_threshold(*before)
+
+
+async def test_a_streams_last_part_and_the_end_of_its_response_are_one_message(asgi):
+    stream = await asgi("/sse/subscribe/alpha/").start()
+    await stream.body()
+
+    assert await drain(2) == 0
+
+    last = await stream.body()
+    assert b"event: server_shutdown" in last
+    assert stream.ended, "the farewell came in the message that ends the response"
+
+
+async def test_only_the_last_part_waits_for_the_end_of_the_response():
+    sent = []
+
+    async def send(message):
+        sent.append((message.get("body"), message.get("more_body", False)))
+
+    send_ending = EndWithLastPart(send)
+    await send_ending({"type": "http.response.body", "body": b"live", "more_body": True})
+    assert sent == [(b"live", True)], "an event goes out at once"
+    token = LAST_PART.set(True)
+    try:
+        # A last part bigger than Django's chunk size comes in several chunks.
+        await send_ending({"type": "http.response.body", "body": b"last-1", "more_body": True})
+        await send_ending({"type": "http.response.body", "body": b"last-2", "more_body": True})
+        assert sent == [(b"live", True), (b"last-1", True)]
+        await send_ending({"type": "http.response.body"})
+    finally:
+        LAST_PART.reset(token)
+    assert sent == [(b"live", True), (b"last-1", True), (b"last-2", False)]
