@@ -196,19 +196,17 @@ class DisconnectWatcher:
     task group, for a request that then knows why it was cancelled.
     """
 
-    __slots__ = ("_request", "_task", "_stopped", "_cancelled", "_error")
+    __slots__ = ("_request", "_task", "_cancelled", "_error")
 
     def __init__(self, receive):
         self._request = asyncio.current_task()
-        self._stopped = False
         self._cancelled = False
         self._error: Exception | None = None
         self._task = asyncio.ensure_future(self._watch(receive))
 
     async def _watch(self, receive) -> None:
         message = await receive()
-        if self._stopped:
-            return
+        # stop() cancels this task: once it runs, the request still wants to know.
         if message["type"] != "http.disconnect":
             # As in Django, nothing but a disconnect may follow the request body.
             self._error = AssertionError(f"Invalid ASGI message after request body: {message['type']}")
@@ -230,7 +228,6 @@ class DisconnectWatcher:
 
     def stop(self) -> None:
         """Stop watching: the response was sent, or the request is over."""
-        self._stopped = True
         self._task.cancel()
 
 
