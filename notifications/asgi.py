@@ -194,19 +194,38 @@ class DisconnectWatcher:
     Cancel the running task (a request) when its client disconnects, until
     stop(): what the task of Django's listen_for_disconnect() does inside a
     task group, for a request that then knows why it was cancelled.
+
+    A server whose ``receive`` belongs to an object with ``hand_next_to()``
+    (the Daphne adapter's ReceiveQueue) hands the next message over directly;
+    with any other server a task waits in ``receive()``.
     """
 
-    __slots__ = ("_request", "_task", "_cancelled", "_error")
+    __slots__ = ("_request", "_task", "_stopped", "_cancelled", "_error")
 
     def __init__(self, receive):
         self._request = asyncio.current_task()
+        self._stopped = False
         self._cancelled = False
         self._error: Exception | None = None
-        self._task = asyncio.ensure_future(self._watch(receive))
+        self._task = None
+        hand_next_to = getattr(getattr(receive, "__self__", None), "hand_next_to", None)
+        if hand_next_to is not None:
+            hand_next_to(self._received_soon)
+        else:
+            self._task = asyncio.ensure_future(self._watch(receive))
 
     async def _watch(self, receive) -> None:
-        message = await receive()
-        # stop() cancels this task: once it runs, the request still wants to know.
+        self._received(await receive())
+
+    def _received_soon(self, message: dict) -> None:
+        # The server may put the disconnect while the request itself sends
+        # the end of its response (Daphne does): look in the next turn,
+        # after the request has stopped watching.
+        asyncio.get_running_loop().call_soon(self._received, message)
+
+    def _received(self, message: dict) -> None:
+        if self._stopped:
+            return
         if message["type"] != "http.disconnect":
             # As in Django, nothing but a disconnect may follow the request body.
             self._error = AssertionError(f"Invalid ASGI message after request body: {message['type']}")
@@ -228,7 +247,9 @@ class DisconnectWatcher:
 
     def stop(self) -> None:
         """Stop watching: the response was sent, or the request is over."""
-        self._task.cancel()
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
 
 
 class BatchedClose:

@@ -19,6 +19,7 @@ from daphne.server import Server
 from django.core.checks import Warning
 
 from notifications import lifecycle
+from notifications.asgi import DisconnectWatcher
 from notifications.checks import check_servers
 from notifications.servers import daphne as adapter
 from notifications.testing import daphne as daphne_process
@@ -156,6 +157,64 @@ async def test_receive_queue_passes_a_message_on_when_its_getter_is_cancelled_af
 
     assert await other == {"type": "http.disconnect"}
     assert cancelled.cancelled()
+
+
+def test_receive_queue_hands_the_next_message_to_its_taker_once():
+    queue = adapter.ReceiveQueue()
+    taken = []
+    queue.hand_next_to(taken.append)
+
+    queue.put_nowait({"type": "http.disconnect"})
+    queue.put_nowait({"type": "late"})
+
+    assert taken == [{"type": "http.disconnect"}]
+    assert queue.qsize() == 1, "the message after it is queued as usual"
+    queue.hand_next_to(taken.append)  # A message already queued goes at once.
+    assert taken == [{"type": "http.disconnect"}, {"type": "late"}]
+    assert queue.empty()
+
+
+async def request_watched_through(queue):
+    """Start a request task that waits under a DisconnectWatcher; return it and its watcher."""
+    watching = asyncio.get_running_loop().create_future()
+
+    async def request():
+        watcher = DisconnectWatcher(queue.get)
+        watching.set_result(watcher)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return watcher.cancelled_the_request()
+        finally:
+            watcher.stop()
+
+    task = asyncio.ensure_future(request())
+    return task, await watching
+
+
+async def test_a_disconnect_put_while_the_request_runs_cancels_it_without_a_watcher_task():
+    queue = adapter.ReceiveQueue()
+    task, watcher = await request_watched_through(queue)
+    assert watcher._task is None, "the queue hands the message over; no task waits in get()"
+
+    queue.put_nowait({"type": "http.disconnect"})  # The client left.
+
+    assert await asyncio.wait_for(task, 2) is True, "cancelled, and told it was the disconnect"
+
+
+async def test_the_disconnect_daphne_puts_as_a_response_ends_does_not_cancel_the_request():
+    queue = adapter.ReceiveQueue()
+    task, watcher = await request_watched_through(queue)
+
+    # Daphne puts http.disconnect while the request sends its last message;
+    # the request stops watching before its next await.
+    queue.put_nowait({"type": "http.disconnect"})
+    watcher.stop()
+    await asyncio.sleep(0)  # The turn in which the watcher looks.
+
+    assert not task.done()
+    task.cancel()
+    assert await asyncio.gather(task, return_exceptions=True) == [False]
 
 
 def test_receive_queue_is_truthy_like_asyncio_queue():
