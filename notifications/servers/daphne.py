@@ -513,17 +513,36 @@ class _EagerWrites:
         self._sending_soon = False
         if not self.connected:
             return
-        from twisted.python.failure import Failure
-
         try:
             why = self.doWrite()
         except Exception as error:
             why = error
         if isinstance(why, Exception):
             # Sent in full after loseConnection() (CONNECTION_DONE), or failed.
-            self.connectionLost(Failure(why))
+            self.connectionLost(_failure(why))
         elif self._tempDataLen or len(self.dataBuffer) > self.offset:
             self.startWriting()  # The socket took part of it: Twisted sends the rest.
+
+
+def _failure(why: Exception):
+    """Return a Failure for ``why``; the one for a clean close is made once, as Twisted's reactor does."""
+    from twisted.internet import error
+
+    if type(why) is error.ConnectionDone:
+        return _connection_done()
+    from twisted.python.failure import Failure
+
+    return Failure(why)
+
+
+@functools.cache
+def _connection_done():
+    # A Failure computes its exception's class names when first checked
+    # (tcp.Connection.connectionLost() does): once, not per connection.
+    from twisted.internet import error
+    from twisted.python.failure import Failure
+
+    return Failure(error.ConnectionDone())
 
 
 @functools.cache
