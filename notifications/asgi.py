@@ -279,8 +279,8 @@ class BatchedClose:
             raise error
 
     async def _close_batch(self) -> None:
-        # Let the responses that end in this turn of the loop join the batch.
-        await asyncio.sleep(0)
+        # A task's first step runs in the next turn of the loop: the
+        # responses that ended in this turn have joined the batch by then.
         batch, waiters = self._batch, self._waiters
         self._batch, self._waiters, self._closing = [], [], None
         try:
