@@ -4,6 +4,7 @@ import asyncio
 import json
 import re
 import socket
+import struct
 import time
 
 from django.conf import settings
@@ -92,3 +93,9 @@ def stalled_stream(port: int) -> socket.socket:
     sock.connect(("127.0.0.1", port))
     sock.sendall(b"GET /sse/subscribe/announcement/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     return sock
+
+
+def segments_received(sock: socket.socket) -> int:
+    """Return how many TCP segments ``sock`` has received (Linux's tcp_info.tcpi_segs_in)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return struct.unpack_from("I", info, 140)[0]

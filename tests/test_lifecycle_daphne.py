@@ -16,7 +16,7 @@ from notifications.testing import SSEClient, daphne, free_port, http_request, op
 
 from .conftest import ROOT
 from .lifecycle import probe_lines, problem_lines, publish_http, publish_ids
-from .support import DEMO_ASGI, stalled_stream, wait_until
+from .support import DEMO_ASGI, segments_received, stalled_stream, wait_until
 
 STREAMS = 500
 
@@ -232,3 +232,23 @@ async def test_a_stream_whose_client_is_not_reading_at_the_stop_still_gets_every
         assert await exits_cleanly(server)
     finally:
         server.stop()
+
+
+async def test_a_drained_streams_last_bytes_and_close_reach_the_client_in_one_segment(server):
+    # Thousands of streams end together in a drain: one segment per stream,
+    # not two, halves the wake-ups of clients and, over loopback, the work the
+    # server's own system calls do for the receiving side.
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"GET /sse/subscribe/announcement/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    sock.settimeout(10)
+    raw = b""
+    while not raw.endswith(b"\n\n\r\n"):  # The opening frame, a whole chunk.
+        raw += sock.recv(1 << 16)
+    before = segments_received(sock)
+    server.signal(signal.SIGTERM)
+    while chunk := sock.recv(1 << 16):
+        raw += chunk
+    assert segments_received(sock) - before == 1
+    assert b"event: server_shutdown" in raw
+    assert raw.endswith(b"\r\n0\r\n\r\n")
+    assert await exits_cleanly(server)
