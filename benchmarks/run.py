@@ -2,7 +2,7 @@
 Benchmark notifications under stock Daphne against two baselines, in one run.
 
     python -m benchmarks.run [--quick] [--servers daphne,fastapi,sse-starlette]
-                             [--scenarios capacity,fanout,storm,burst]
+                             [--scenarios capacity,fanout,storm,burst,spread]
 
 Servers: ``daphne project.asgi:application`` (in-memory layer); the
 hand-made FastAPI service (examples/fastapi_sse) and an sse-starlette service
@@ -21,6 +21,10 @@ Scenarios (each on a fresh server process):
   N streams on two types, events published as fast as they can from 4
   processes (benchmarks/publisher.py); delivered, duplicates, order
   violations, stream_reset events, seconds to the last delivery.
+- spread (daphne only): the capacity scenario's N streams over two Daphne
+  processes on a redis-server of their own, then SIGTERM to both (drain):
+  a process runs Python on one core at a time, so this is how a deployment
+  drains on both cores.
 
 The client is benchmarks/client.py in several worker processes. Machines are
 shared: read the ratios against the baselines, not absolute times. Prints a
@@ -72,7 +76,8 @@ BURST_SETTINGS = "benchmarks.settings_burst"
 BURST_TYPES = ["alpha", "beta"]
 BURST_PATH = "/sse/subscribe/?types=alpha,beta"
 BURST_PUBLISHERS = 4
-BURST_PROCESSES = 2
+# Daphne processes of the burst and spread scenarios: one per core on 2 cores.
+PROCESSES = 2
 
 
 @dataclass(frozen=True)
@@ -328,26 +333,31 @@ class Bench:
             raise RuntimeError(f"Publish failed with {status}: {body[:200]!r}")
         return json.loads(body)["id"]
 
-    async def drain(self, target: Target, server: ServerProcess, streams: int, after: str) -> dict:
-        """SIGTERM the server with ``streams`` open; time the exit, see how streams ended."""
-        # The server's CPU from the signal to its exit: unlike the exit time,
-        # it does not grow when other work shares the cores.
-        cpu_before = cpu_seconds(server.process.pid) + children_cpu_seconds()
-        sent_at = server.signal(signal.SIGTERM)
+    async def drain(self, target: Target, servers: list[ServerProcess], streams: int, after: str) -> dict:
+        """
+        SIGTERM the servers with ``streams`` open in all; time until the last
+        exited, see how streams ended.
+        """
+        # The servers' CPU from the signal to their exit: unlike the exit
+        # time, it does not grow when other work shares the cores.
+        cpu_before = sum(cpu_seconds(server.process.pid) for server in servers) + children_cpu_seconds()
+        sent_at = min(server.signal(signal.SIGTERM) for server in servers)
         ends = asyncio.ensure_future(self.pool.watch_end(DRAIN_WAIT))
-        returncode = await asyncio.to_thread(server.wait, DRAIN_WAIT)
-        exit_after = time.monotonic() - sent_at if returncode is not None else None
+        waits = (asyncio.to_thread(server.wait, DRAIN_WAIT) for server in servers)
+        returncodes = await asyncio.gather(*waits)
+        exited = None not in returncodes
+        exit_after = time.monotonic() - sent_at if exited else None
         exit_cpu = children_cpu_seconds() - cpu_before
         ended = await ends
-        problems = log_problems(server.output())
+        problems = log_problems("".join(server.output() for server in servers))
         return self.record(
             "drain",
             target,
             after=after,
             streams=streams,
             exit_seconds=exit_after,
-            exit_cpu_seconds=round(exit_cpu, 2) if returncode is not None else None,
-            returncode=returncode,
+            exit_cpu_seconds=round(exit_cpu, 2) if exited else None,
+            returncode=max(returncodes, key=abs) if exited else None,
             clean=ended["clean"],
             terminated=ended["terminated"],
             farewell=ended["farewell"],
@@ -384,7 +394,7 @@ class Bench:
             threads_after=after["threads"],
             threads_per_stream=(after["threads"] - before["threads"]) / streams if streams else None,
         )
-        await self.drain(target, server, streams, after="capacity")
+        await self.drain(target, [server], streams, after="capacity")
 
     async def fanout(self, target: Target) -> None:
         async with self.serving(target) as server:
@@ -442,7 +452,7 @@ class Bench:
                 server_cpu_wait_percent=round(100 * waited / elapsed, 1),
                 open_failures=opened["failures"],
             )
-        await self.drain(target, server, open_now, after="fanout")
+        await self.drain(target, [server], open_now, after="fanout")
 
     async def publish_at_rate(self, port: int, events: int, rate: float) -> dict:
         """
@@ -471,27 +481,37 @@ class Bench:
             "publish_p99_ms": ms(percentile(durations, 0.99)),
         }
 
-    async def burst(self, target: Target) -> None:
-        if target.name != "daphne":
-            return  # The baselines have no way to share events between processes.
+    @contextlib.asynccontextmanager
+    async def serving_on_redis(self, target: Target, scenario: str) -> AsyncIterator[tuple[list, dict, int]]:
+        """
+        Start PROCESSES fresh Daphne servers sharing a redis-server of their
+        own; yield them, their environment and the redis-server's pid.
+        """
         # The tests' redis-server: loopback only, a free port, nothing on disk.
         from tests.redis_server import RedisServer
 
-        redis = RedisServer(self.work / "redis").start()
+        redis = RedisServer(self.work / f"redis-{scenario}").start()
         env = {"REDIS_URL": redis.url}
         print(
-            f"# burst: {BURST_PROCESSES} daphne processes with {BURST_SETTINGS} on a redis-server "
-            f"of their own (channels_redis layer, RedisHistory), {BURST_PUBLISHERS} publisher processes"
+            f"# {scenario}: {PROCESSES} daphne processes with {BURST_SETTINGS} on a redis-server "
+            "of their own (channels_redis layer, RedisHistory)"
         )
         try:
             async with contextlib.AsyncExitStack() as stack:
                 servers = [
                     await stack.enter_async_context(self.serving(target, env, BURST_SETTINGS))
-                    for _ in range(BURST_PROCESSES)
+                    for _ in range(PROCESSES)
                 ]
-                await self._burst(target, servers, env, redis.process.process.pid)
+                yield servers, env, redis.process.process.pid
         finally:
             redis.stop()
+
+    async def burst(self, target: Target) -> None:
+        if target.name != "daphne":
+            return  # The baselines have no way to share events between processes.
+        print(f"# burst: {BURST_PUBLISHERS} publisher processes")
+        async with self.serving_on_redis(target, "burst") as (servers, env, redis_pid):
+            await self._burst(target, servers, env, redis_pid)
 
     async def _burst(self, target: Target, servers: list[ServerProcess], env: dict, redis_pid: int) -> None:
         streams, events = self.scale.burst_streams, self.scale.burst_events
@@ -557,6 +577,19 @@ class Bench:
             server_cpu_us_per_delivery=round(1e6 * cpu / delivered, 1) if delivered else None,
             redis_cpu_seconds=round(redis_cpu, 2),
         )
+
+    async def spread(self, target: Target) -> None:
+        if target.name != "daphne":
+            return  # The baselines have no way to share events between processes.
+        async with self.serving_on_redis(target, "spread") as (servers, _, _):
+            count = self.scale.capacity_streams
+            opened = 0
+            for index, server in enumerate(servers):
+                share = count // len(servers) + (index < count % len(servers))
+                answer = await self.pool.open(server.port, share, concurrency=200)
+                opened += answer["opened"]
+            await asyncio.sleep(2 * self.scale.settle)
+            await self.drain(target, servers, opened, after=f"spread over {len(servers)} processes")
 
     async def storm(self, target: Target) -> None:
         async with self.serving(target) as server:
@@ -713,9 +746,12 @@ def find(results: list[dict], scenario: str, server: str, size_key: str, size: i
 
 def print_targets(results: list[dict]) -> None:
     fan_sizes = sorted({r["streams"] for r in results if r["scenario"] == "fanout"})
-    drain_sizes = sorted(
-        {r["streams"] for r in results if r["scenario"] == "drain" and r["server"] == "daphne"}
-    )
+    # The issue's drain targets are for one process (spread has two).
+    single_process_drains = {
+        r["streams"]: r
+        for r in results
+        if r["scenario"] == "drain" and r["server"] == "daphne" and r["after"] in ("capacity", "fanout")
+    }
     rows = []
     if fan_sizes:
         big, small = fan_sizes[-1], fan_sizes[0]
@@ -766,8 +802,7 @@ def print_targets(results: list[dict]) -> None:
             ]
         )
         rows.append([f"{capacity['streams']:,} streams held", capacity["streams"], not capacity["failures"]])
-    for size in drain_sizes:
-        drained = find(results, "drain", "daphne", "streams", size)
+    for size, drained in sorted(single_process_drains.items()):
         clean = drained["clean"] == size and drained["exit_seconds"] is not None
         rows.append(
             [
@@ -829,7 +864,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small numbers, about a minute")
     parser.add_argument("--servers", default="daphne,fastapi,sse-starlette")
-    parser.add_argument("--scenarios", default="capacity,fanout,storm,burst")
+    parser.add_argument("--scenarios", default="capacity,fanout,storm,burst,spread")
     parser.add_argument("--workers", type=int, default=4, help="client worker processes")
     parser.add_argument("--examples-venv", help="venv of the baselines (default: examples/.venv)")
     parser.add_argument(

@@ -31,9 +31,10 @@ async def test_benchmark_measures_every_scenario_against_daphne(capsys):
     assert capacity["streams"] == 40 and capacity["failures"] == {}
     assert capacity["threads_per_stream"] < 0.1
     assert [(r["streams"], r["delivered"]) for r in by_scenario["fanout"]] == [(10, 100), (30, 300)]
-    assert [(r["after"], r["streams"], r["clean"]) for r in by_scenario["drain"]] == [
-        ("capacity", 40, 40),
-        ("fanout", 30, 30),
+    assert [(r["after"], r["streams"], r["clean"], r["returncode"]) for r in by_scenario["drain"]] == [
+        ("capacity", 40, 40, 0),
+        ("fanout", 30, 30, 0),
+        ("spread over 2 processes", 40, 40, 0),
     ]
     (storm,) = by_scenario["storm"]
     assert (storm["connected"], storm["replayed"], storm["failures"]) == (20, 20, {})
