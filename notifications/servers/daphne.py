@@ -518,7 +518,7 @@ class _EagerWrites:
         if not self.connected:
             return
         if self.disconnecting:
-            _send_with_close(getattr(self, "socket", None))
+            _cork_until_close(getattr(self, "socket", None))
         try:
             why = self.doWrite()
         except Exception as error:
@@ -534,7 +534,7 @@ class _EagerWrites:
 _TCP_CORK = getattr(socket, "TCP_CORK", None)
 
 
-def _send_with_close(sock: socket.socket | None) -> None:
+def _cork_until_close(sock: socket.socket | None) -> None:
     """
     Hold back what ``sock`` sends from now on until its close: the kernel
     puts the FIN on the last segment, so a closing connection's final bytes
