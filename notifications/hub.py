@@ -8,9 +8,9 @@ Three parts, each in its own module:
 
 - subscription.py: one channel-layer channel in the group of every topic
   that has listeners here; its messages only wake the reader up;
-- catchup.py: the history reader, which reads events after its cursor in seq
-  order (on a wake-up, and every POLL_INTERVAL seconds), and through which a
-  reconnecting stream catches up before it joins the live fan-out;
+- reader.py: the history reader, which reads events after its cursor in seq
+  order (on a wake-up, and every POLL_INTERVAL seconds); a reconnecting
+  stream catches up by itself before it joins the live fan-out (catchup.py);
 - fanout.py: the listeners, by topic and user, each event encoded once.
 
 Layer traffic grows with processes, not with open streams, and what the
@@ -27,11 +27,12 @@ from collections.abc import AsyncIterator
 from channels.layers import get_channel_layer
 
 from . import process
-from .catchup import HistoryReader
+from .catchup import catch_up
 from .conf import setting
 from .exceptions import BackendUnavailable, describe
 from .fanout import SHUTDOWN, Fanout, Listener
 from .history import EventHistory
+from .reader import HistoryReader
 from .stats import HubStats
 from .subscription import Subscription
 
@@ -100,8 +101,8 @@ class Hub:
             self._spawn(self._leave_groups())
 
     def catch_up(self, listener: Listener, last_event_id: str | None) -> AsyncIterator[bytes]:
-        """Yield what ``listener``'s stream missed; see HistoryReader.catch_up()."""
-        return self.reader.catch_up(listener, last_event_id)
+        """Yield what ``listener``'s stream missed; see catchup.catch_up()."""
+        return catch_up(self.reader, listener, last_event_id)
 
     def close_user(self, user: str, reason: str) -> int:
         """Close every stream of ``user``; return how many there were."""

@@ -12,9 +12,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from notifications import apublish, process, publish
-from notifications.catchup import PAGE_SIZE
 from notifications.exceptions import PublishRefused
 from notifications.history import EventId, get_history
+from notifications.reader import PAGE_SIZE
 from notifications.streams import event_stream
 from notifications.testing import parse_stream
 
