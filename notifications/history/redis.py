@@ -146,9 +146,6 @@ class RedisHistory(EventHistory):
       wait for a free one (at most ``timeout``) instead of failing;
     - ``timeout``: seconds to connect, to wait for a reply, and to wait for
       a free connection; beyond it the call raises BackendUnavailable.
-
-    Each event loop gets its own client (redis-py clients belong to one
-    loop), closed when that loop closes.
     """
 
     shared_between_processes = True
@@ -163,20 +160,7 @@ class RedisHistory(EventHistory):
         timeout: float = 5,
     ):
         super().__init__(size)
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"RedisHistory option 'url' must look like 'redis://host:port/db', not {url!r}.")
-        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
-            raise ValueError(
-                f"RedisHistory option 'prefix' must be a non-empty string without spaces, not {prefix!r}."
-            )
-        if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
-            raise ValueError(
-                f"RedisHistory option 'max_connections' must be a positive integer, not {max_connections!r}."
-            )
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-            raise ValueError(
-                f"RedisHistory option 'timeout' must be a positive number of seconds, not {timeout!r}."
-            )
+        _check_options(url, prefix, max_connections, timeout)
         self.url = url
         self.prefix = prefix
         self.max_connections = max_connections
@@ -184,7 +168,8 @@ class RedisHistory(EventHistory):
         self._state = f"{prefix}:state"
         self._topics = f"{prefix}:topics"
         self._evicted = f"{prefix}:evicted"
-        self._clients: dict[asyncio.AbstractEventLoop, Redis] = {}
+        # Names the connections in CLIENT LIST, to tell them from the layer's.
+        self._clients = LoopClients(url, max_connections, timeout, client_name=f"{prefix}-history")
         self._scripts: dict[str, AsyncScript] = {}
 
     async def append(self, topic: str, event_type: str, data: str) -> Event:
@@ -241,15 +226,13 @@ class RedisHistory(EventHistory):
 
     async def close(self) -> None:
         """Close the client of the running event loop."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose(close_connection_pool=True)
+        await self._clients.close()
 
     def _stream(self, topic: str) -> str:
         return f"{self.prefix}:stream:{topic}"
 
     async def _run(self, source: str, keys: list, arguments: list):
-        client = self._client()
+        client = self._clients.get()
         script = self._scripts.get(source)
         if script is None:
             # EVALSHA, and SCRIPT LOAD when Redis does not know the script
@@ -262,7 +245,39 @@ class RedisHistory(EventHistory):
                 f"The Redis history at {_redacted(self.url)!r} is unavailable: {describe(exc)}."
             ) from exc
 
-    def _client(self) -> Redis:
+
+def _check_options(url, prefix, max_connections, timeout) -> None:
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"RedisHistory option 'url' must look like 'redis://host:port/db', not {url!r}.")
+    if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+        raise ValueError(
+            f"RedisHistory option 'prefix' must be a non-empty string without spaces, not {prefix!r}."
+        )
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
+        raise ValueError(
+            f"RedisHistory option 'max_connections' must be a positive integer, not {max_connections!r}."
+        )
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise ValueError(
+            f"RedisHistory option 'timeout' must be a positive number of seconds, not {timeout!r}."
+        )
+
+
+class LoopClients:
+    """
+    A redis-py client per event loop (redis-py clients belong to one loop),
+    each closed just before its loop closes.
+    """
+
+    def __init__(self, url: str, max_connections: int, timeout: float, client_name: str):
+        self.url = url
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.client_name = client_name
+        self._clients: dict[asyncio.AbstractEventLoop, Redis] = {}
+
+    def get(self) -> Redis:
+        """Return the running event loop's client, made on first use."""
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
@@ -273,8 +288,7 @@ class RedisHistory(EventHistory):
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 decode_responses=True,
-                # Names the connections in CLIENT LIST, to tell them from the layer's.
-                client_name=f"{self.prefix}-history",
+                client_name=self.client_name,
                 # redis-py 8.1 over RESP3 hands out pooled connections that
                 # Redis closed (a restart) without checking them, so the next
                 # call fails; RESP2 keeps the check. See
@@ -287,6 +301,12 @@ class RedisHistory(EventHistory):
             client = self._clients[loop] = Redis(connection_pool=pool)
             self._close_with(loop)
         return client
+
+    async def close(self) -> None:
+        """Close the running event loop's client, if it has one."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose(close_connection_pool=True)
 
     def _close_with(self, loop: asyncio.AbstractEventLoop) -> None:
         # redis-py connections cannot be closed once their loop is closed,
