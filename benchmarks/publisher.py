@@ -10,7 +10,7 @@ Without ``--http`` it calls ``notifications.apublish()`` in this process
 ``--http`` it POSTs to ``/sse/publish/<type>/`` of the given Daphne ports in
 turn, each worker on one keep-alive connection. Event n goes to type
 ``n % len(types)``; its payload is ``{"n": n, ..., "t": <time.monotonic()>}``
-("t" last: benchmarks/client.py reads the publish time up to "}").
+("t" last: benchmarks/sse_stream.py reads the publish time up to "}").
 
 Prints one JSON line, ``{"ids": {type: [id, ...]}, "seconds": ...}``, ids in
 the order each publish returned. Exits with an error at the first publish

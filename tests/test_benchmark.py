@@ -4,7 +4,8 @@ import os
 import subprocess
 import sys
 
-from benchmarks.run import Scale, parse_arguments, run
+from benchmarks.run import parse_arguments, run
+from benchmarks.scale import Scale
 
 TINY = Scale(
     capacity_streams=40,
