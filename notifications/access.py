@@ -67,7 +67,9 @@ async def refusal(request: HttpRequest, topic: str) -> tuple[int, str] | None:
     return None
 
 
-def close_streams_on_logout(sender: Any, request: HttpRequest | None = None, user: Any = None, **kwargs: Any):
+def close_streams_on_logout(
+    sender: Any, request: HttpRequest | None = None, user: Any = None, **kwargs: Any
+) -> None:
     """Receive user_logged_out: end the user's streams served by this process."""
     if user is None or user.pk is None:
         return

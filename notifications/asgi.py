@@ -48,6 +48,7 @@ import asyncio
 import contextvars
 import functools
 import weakref
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 
 import django
@@ -61,11 +62,19 @@ from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import setting_changed
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
 from .conf import setting
 from .protocol import LAST_PART
+
+# ASGI's receive() and send(), as this package uses them: messages are plain dicts.
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+# An ASGI 3 application: called with the connection's scope, receive() and send().
+Application = Callable[[dict, Receive, Send], Awaitable[None]]
 
 # The newest Django whose ASGIHandler.handle() handle_event_stream() was compared with.
 TESTED_DJANGO = (6, 1)
@@ -104,7 +113,7 @@ def _serves_streams_itself() -> bool:
 class StreamingASGIHandler(ASGIHandler):
     """Django's ASGIHandler, without a thread per open event stream or a thread hop per ended one."""
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._serves_event_stream(scope):
             _stream_request.set(True)
             if _serves_streams_itself():
@@ -114,7 +123,7 @@ class StreamingASGIHandler(ASGIHandler):
         else:
             await super().__call__(scope, receive, send)
 
-    async def handle_event_stream(self, scope, receive, send) -> None:
+    async def handle_event_stream(self, scope: dict, receive: Receive, send: Send) -> None:
         """Serve a stream request as Django's handle() does (see the module docstring)."""
         try:
             body_file = await self.read_body(receive)
@@ -144,7 +153,7 @@ class StreamingASGIHandler(ASGIHandler):
             else:
                 await _closer().close(response)
 
-    async def get_response_async(self, request):
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         if _stream_request.get():
             return await _stream_middleware().get_response_async(request)
         return await super().get_response_async(request)
@@ -171,7 +180,7 @@ class EndWithLastPart:
 
     __slots__ = ("_send", "_held")
 
-    def __init__(self, send):
+    def __init__(self, send: Send):
         self._send = send
         self._held: dict | None = None
 
@@ -202,7 +211,7 @@ class DisconnectWatcher:
 
     __slots__ = ("_request", "_task", "_stopped", "_cancelled", "_error")
 
-    def __init__(self, receive):
+    def __init__(self, receive: Receive):
         self._request = asyncio.current_task()
         self._stopped = False
         self._cancelled = False
@@ -263,7 +272,7 @@ class BatchedClose:
         self._waiters: list[asyncio.Future] = []
         self._closing: asyncio.Task | None = None
 
-    async def close(self, response) -> None:
+    async def close(self, response: HttpResponseBase) -> None:
         """Close ``response`` like ``await sync_to_async(response.close)()`` does."""
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._close_batch())

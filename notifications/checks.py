@@ -6,9 +6,11 @@ tokens (check_security), W2xx for the server adapters (check_servers).
 """
 
 import re
+from collections.abc import Sequence
 
+from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import Error, Warning
+from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from .access import AUTHENTICATED, PUBLIC, public_types
@@ -133,7 +135,7 @@ W002 = Warning(
 )
 
 
-def check_settings(app_configs=None, **kwargs):
+def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
     """Check every NOTIFICATIONS option and the apps streams depend on."""
     options = getattr(settings, "NOTIFICATIONS", {})
     if not isinstance(options, dict):
@@ -313,7 +315,7 @@ def _invalid_rule(option: str, rule: object) -> Error:
     )
 
 
-def check_security(app_configs=None, **kwargs):
+def check_security(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
     """Check access rules, origins and tokens; tokens only matter with DEBUG off."""
     options = getattr(settings, "NOTIFICATIONS", {})
     if not isinstance(options, dict):
@@ -372,7 +374,7 @@ def _history_is_shared(options: dict) -> bool:
     return getattr(backend, "shared_between_processes", True)
 
 
-def check_deployment(app_configs=None, **kwargs):
+def check_deployment(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
     """Warn about setups that work in development but not in production."""
     options = getattr(settings, "NOTIFICATIONS", {})
     if not isinstance(options, dict):
@@ -395,7 +397,7 @@ def _layer_is_in_memory(options: dict) -> bool:
     return _layer_backend(options).endswith("InMemoryChannelLayer")
 
 
-def check_servers(app_configs=None, **kwargs):
+def check_servers(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
     """Check that the server internals the clean stop relies on are there (notifications/servers/)."""
     from . import asgi
     from .servers import runserver

@@ -10,8 +10,10 @@ Daphne and Django (see lifecycle.py, asgi.py), so startup warns.
 
 import importlib.metadata
 import re
+from collections.abc import Sequence
 
-from django.core.checks import Error, Warning
+from django.apps import AppConfig
+from django.core.checks import CheckMessage, Error, Warning
 
 from . import tasks
 from .conf import setting
@@ -76,12 +78,12 @@ def untested(versions: dict[str, str]) -> list[Warning]:
     return warnings
 
 
-def check_versions(app_configs=None, **kwargs):
+def check_versions(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
     """Warn about installed Django, Channels or Daphne releases the app is not tested with."""
     return untested(installed_versions())
 
 
-def check_optional_libraries(app_configs=None, **kwargs):
+def check_optional_libraries(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
     """Check that settings which need an optional library find it installed."""
     try:
         access = setting("METRICS_ACCESS")
@@ -96,7 +98,7 @@ def check_optional_libraries(app_configs=None, **kwargs):
     return []
 
 
-def check_tasks_available(app_configs=None, **kwargs):
+def check_tasks_available(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
     """Check that options of the tasks integration are not set where django.tasks is missing."""
     try:
         embedded = setting("EMBEDDED_TASK_WORKER")

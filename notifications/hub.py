@@ -34,7 +34,7 @@ from .fanout import SHUTDOWN, Fanout, Listener
 from .history import EventHistory
 from .reader import HistoryReader
 from .stats import HubStats
-from .subscription import Subscription
+from .subscription import ChannelLayer, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,12 @@ logger = logging.getLogger(__name__)
 class Hub:
     """Serve this event loop's listeners from the history, woken by the channel layer."""
 
-    def __init__(self, layer=None, history: EventHistory | None = None, poll_interval: float | None = None):
+    def __init__(
+        self,
+        layer: ChannelLayer | None = None,
+        history: EventHistory | None = None,
+        poll_interval: float | None = None,
+    ):
         self.stats = HubStats()
         self.fanout = Fanout(self.stats)
         self.reader = HistoryReader(history, self.fanout, self.stats)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from .exceptions import describe
 from .protocol import EVERY_HUB_GROUP, LAYER_MESSAGE_TYPE
@@ -33,12 +34,28 @@ MAX_RETRY_PAUSE = 1
 REFRESH_INTERVAL = 30
 
 
+class ChannelLayer(Protocol):
+    """
+    What a subscription uses of a channel layer: channels' BaseChannelLayer
+    has it, and so has channels_redis' RedisPubSubChannelLayer, which is not
+    a BaseChannelLayer.
+    """
+
+    async def new_channel(self, prefix: str, /) -> str: ...
+
+    async def receive(self, channel: str, /) -> dict: ...
+
+    async def group_add(self, group: str, channel: str, /) -> None: ...
+
+    async def group_discard(self, group: str, channel: str, /) -> None: ...
+
+
 class Subscription:
     """Keep one channel in the groups of ``wanted`` topics and pass on what it receives."""
 
     def __init__(
         self,
-        layer,
+        layer: ChannelLayer,
         on_message: Callable[[dict], None],
         on_rejoined: Callable[[], None],
         stats: HubStats,

@@ -15,8 +15,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .asgi import Application
 
 # EventSource ends a line at CRLF, CR or LF.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -36,7 +41,7 @@ class SSEEvent:
     id: str | None = None
     retry: int | None = None
 
-    def json(self):
+    def json(self) -> Any:
         return json.loads(self.data)
 
 
@@ -120,7 +125,7 @@ class SSEClient:
         self._chunked = self.response_headers.get("transfer-encoding") == "chunked"
         self._pending = b""
 
-    async def read_until(self, predicate, timeout: float) -> bool:
+    async def read_until(self, predicate: Callable[["SSEClient"], bool], timeout: float) -> bool:
         """Read until ``predicate(self)`` is true or the response ends; bounded by ``timeout``."""
         deadline = time.monotonic() + timeout
         while not predicate(self) and not (self.terminated or self.cut):
@@ -186,7 +191,9 @@ class SSEClient:
             self.events.append(event)
 
 
-async def open_streams(port: int, path: str, count: int, headers: dict | None = None, concurrency: int = 200):
+async def open_streams(
+    port: int, path: str, count: int, headers: dict | None = None, concurrency: int = 200
+) -> list[SSEClient]:
     """Open ``count`` streams (at most ``concurrency`` connecting at once)."""
     gate = asyncio.Semaphore(concurrency)
 
@@ -202,8 +209,8 @@ async def open_streams(port: int, path: str, count: int, headers: dict | None = 
 
 
 def http_request(
-    port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None, timeout=10
-):
+    port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None, timeout: float = 10
+) -> tuple[int, bytes]:
     """Send one HTTP request to 127.0.0.1 and return (status, body)."""
     import http.client
 
@@ -356,14 +363,14 @@ def http_scope(
 
 
 async def asgi_request(
-    application,
+    application: "Application",
     path: str,
     *,
     method: str = "GET",
     query_string: bytes = b"",
     headers: list[tuple[bytes, bytes]] | None = None,
     body: bytes = b"",
-    until=None,
+    until: Callable[[bytes], bool] | None = None,
     timeout: float = 5,
 ) -> ASGIResponse:
     """

@@ -7,6 +7,7 @@ The views only parse and answer errors; streams.py produces the stream.
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from django.http import (
@@ -55,7 +56,7 @@ def _bearer_refusal(request: HttpRequest, token: str) -> HttpResponse | None:
     return None
 
 
-def serves_event_stream(view):
+def serves_event_stream[V: Callable[..., object]](view: V) -> V:
     """
     Mark ``view`` as one that asgi.StreamingASGIHandler serves without a
     per-request thread and with STREAM_MIDDLEWARE: the stream views, and the

@@ -315,7 +315,7 @@ class LoopClients:
         # channels_redis does for its own per-loop pools.
         close_loop = loop.close
 
-        def close_client_then_loop(self_loop):
+        def close_client_then_loop(self_loop: asyncio.AbstractEventLoop) -> None:
             self_loop.close = close_loop
             if loop in self._clients and not loop.is_running():
                 loop.run_until_complete(self.close())

@@ -72,11 +72,22 @@ import socket
 import sys
 import time
 import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from .. import backpressure, lifecycle
 from ..conf import setting
 from ..protocol import farewell
 from . import code_mentions
+
+if TYPE_CHECKING:
+    # Annotations only: this module is imported where Daphne is not installed.
+    from threading import Thread
+
+    from daphne.http_protocol import WebRequest
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet.defer import Deferred
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +157,7 @@ def install() -> None:
         return  # Nothing to take over (check W201 says so), or done already.
 
     @functools.wraps(stock_kill_all_applications)
-    def kill_all_applications(server):
+    def kill_all_applications(server: "Server") -> "Deferred":
         missing = problems()
         if missing:
             logger.error(
@@ -160,7 +171,9 @@ def install() -> None:
         stopping = _stop_or_fall_back(server, stock_kill_all_applications)
         return defer.Deferred.fromFuture(asyncio.ensure_future(stopping, loop=twisted_loop))
 
-    async def handle_reply(server, protocol, message):
+    async def handle_reply(
+        server: "Server", protocol: "WebRequest | WebSocketProtocol", message: dict
+    ) -> None:
         if message["type"] == "http.response.start" and server in _draining:
             message = _close_after_this_response(protocol, message)
         elif _too_far_behind(protocol, message):
@@ -174,7 +187,7 @@ def install() -> None:
     stock_run = Server.run
 
     @functools.wraps(stock_run)
-    def run(server):
+    def run(server: "Server") -> None:
         backlog = setting("LISTEN_BACKLOG")
         server.endpoints = [with_backlog(endpoint, backlog) for endpoint in server.endpoints]
         return stock_run(server)
@@ -195,7 +208,9 @@ def with_backlog(endpoint: str, backlog: int | None) -> str:
     return f"{endpoint}:backlog={backlog}"
 
 
-def create_application(server, protocol, scope):
+def create_application(
+    server: "Server", protocol: "WebRequest | WebSocketProtocol", scope: dict
+) -> "ReceiveQueue | None":
     """Daphne's Server.create_application(), with a lighter queue."""
     assert "application_instance" not in server.connections[protocol]
     queue = ReceiveQueue()
@@ -239,7 +254,7 @@ class ReceiveQueue:
         self._messages.append(message)
         self._wake_one()
 
-    def hand_next_to(self, taker) -> None:
+    def hand_next_to(self, taker: Callable[[dict], None]) -> None:
         """Call ``taker(message)`` with the next message, instead of queueing it for get()."""
         if self._messages:
             taker(self._messages.pop(0))
@@ -355,7 +370,7 @@ class AccessLines:
     turn of the event loop, in one write() to ``stream``.
     """
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO):
         self.stream = stream
         self._lines: list[str] = []
 
@@ -478,7 +493,7 @@ class _EagerWrites:
     cost more than the sends themselves.
     """
 
-    def writeSequence(self, iovec) -> None:
+    def writeSequence(self, iovec: Sequence[bytes]) -> None:
         if _draining and self.connected and not self.TLS and not self._writeDisconnected:
             if iovec:
                 self._tempDataBuffer.extend(iovec)
@@ -596,7 +611,7 @@ def stop_budget() -> float:
     return setting("DRAIN_TIMEOUT") + 2 * FLUSH_TIMEOUT
 
 
-def stop_reactor_from(thread, timeout: float) -> None:
+def stop_reactor_from(thread: "Thread", timeout: float) -> None:
     """
     Stop the reactor that runs in ``thread`` (Daphne's runserver under the
     autoreloader) and wait up to ``timeout`` seconds: its "before shutdown"

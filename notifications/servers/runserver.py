@@ -48,6 +48,8 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
+from types import FrameType
 
 import django
 from django.utils import autoreload
@@ -104,7 +106,7 @@ def install() -> None:
         autoreload.run_with_reloader = run_with_reloader
 
 
-def run_with_reloader(main_func, *args, **kwargs) -> None:
+def run_with_reloader(main_func: Callable[..., object], *args, **kwargs) -> None:
     """
     Replace django.utils.autoreload.run_with_reloader: in the child, drain the
     server before leaving; in the parent, let the child drain on a stop.
@@ -144,7 +146,7 @@ def _run_parent() -> int:
     os.environ[STOP_FD_ENV] = str(stop_read)
     stop_pipe = [stop_write]
 
-    def tell_child_to_stop(signum, frame):
+    def tell_child_to_stop(signum: int | None, frame: FrameType | None) -> None:
         # Closing the pipe is the message: the child sees its end. A Ctrl+C
         # also reaches the child directly; either way it drains and exits 0,
         # and restart_with_reloader() returns its status.
@@ -168,7 +170,7 @@ def _exit_on_first_signal() -> threading.Event:
     """Leave the reloader loop on the first SIGINT or SIGTERM; ignore repeats."""
     stopping = threading.Event()
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         if not stopping.is_set():
             stopping.set()
             sys.exit(0)

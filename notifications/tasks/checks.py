@@ -4,8 +4,11 @@ where tasks run, and who may see them. Registered only where django.tasks
 exists (Django 6.0 and later).
 """
 
+from collections.abc import Sequence
+
+from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import Error, Warning
+from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from ..checks import _history_is_shared
@@ -31,7 +34,7 @@ IN_PROCESS_TASK_BACKENDS = (
 DATABASE_TASK_BACKEND = "django_tasks_db.DatabaseBackend"
 
 
-def check_tasks(app_configs=None, **kwargs):
+def check_tasks(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
     """Check that task events can reach browsers from where tasks run, and who may see them."""
     options = getattr(settings, "NOTIFICATIONS", {})
     if not isinstance(options, dict):

@@ -4,10 +4,10 @@ import signal
 import sys
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifications.conf import setting
-from notifications.stop_check import run_stop_check
+from notifications.stop_check import StopReport, run_stop_check
 
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT}
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         "signal, and report whether every stream ended cleanly and nothing was lost."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--streams", type=int, default=500, help="Streams to open (default 500).")
         parser.add_argument("--events", type=int, default=5, help="Events to publish before the stop.")
         parser.add_argument("--event-type", default="announcement", help="Event type to subscribe to.")
@@ -59,7 +59,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-default", action="store_true", help="Skip this project's daphne.")
         parser.add_argument("--json", action="store_true", help="Print one JSON line per server.")
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         servers = [] if options["no_default"] else [("daphne (this project)", default_server_command())]
         for spec in options["server"]:
             name, separator, command = spec.partition("=")
@@ -106,7 +106,7 @@ class Command(BaseCommand):
             self.stdout.write(format_table(reports, options["signal"]))
 
 
-def format_table(reports, signal_name: str) -> str:
+def format_table(reports: list[StopReport], signal_name: str) -> str:
     rows = [
         ("streams open", lambda r: r.streams),
         ("events published", lambda r: r.events_published),

@@ -1,6 +1,6 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifications.exceptions import NotificationsError
 from notifications.publishing import publish
@@ -12,12 +12,12 @@ class Command(BaseCommand):
         "the history is shared (DatabaseHistory, RedisHistory)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("event_type", help="A type from NOTIFICATIONS['EVENT_TYPES'].")
         parser.add_argument("data", help='The payload as JSON, for example \'{"text": "Hello"}\'.')
         parser.add_argument("--user", metavar="PK", help="Send to this user's private topic only.")
 
-    def handle(self, *args, event_type, data, user, **options):
+    def handle(self, *args, event_type: str, data: str, user: str | None, **options) -> None:
         try:
             payload = json.loads(data)
         except ValueError as exc:
