@@ -5,12 +5,14 @@ one ERROR line: a prompt exit, never a hang.
 """
 
 import asyncio
+import inspect
 import io
 import logging
 import os
 import signal
 import subprocess
 import sys
+import types
 
 import daphne
 import daphne.server
@@ -127,6 +129,31 @@ def test_a_daphne_without_kill_all_applications_is_left_alone(monkeypatch):
     assert not hasattr(Server, "kill_all_applications")
     assert Server.handle_reply is stock_handle_reply
     assert "Server.kill_all_applications" in check_servers()[0].msg
+
+
+def test_daphne_calls_twisted_web_http_directly_while_others_keep_the_deprecation_proxy(monkeypatch):
+    from daphne import http_protocol
+    from twisted.python.deprecate import _ModuleProxy
+
+    proxy = sys.modules["twisted.web.http"]
+    assert type(proxy) is _ModuleProxy  # What Twisted installs: the reason for the change.
+    for name in ("kill_all_applications", "handle_reply", "create_application", "run"):
+        monkeypatch.setattr(Server, name, inspect.unwrap(getattr(Server, name)))
+    monkeypatch.setattr(http_protocol, "http", proxy)  # As Daphne imports it.
+
+    adapter.install()
+
+    assert type(http_protocol.http) is types.ModuleType
+    assert http_protocol.http is adapter.module_behind_proxy(proxy)
+    assert http_protocol.http.Request is proxy.Request
+    assert sys.modules["twisted.web.http"] is proxy
+    with pytest.warns(DeprecationWarning, match="HTTPClient"):
+        proxy.HTTPClient  # noqa: B018 (the access itself warns)
+
+
+def test_only_twisteds_deprecation_proxy_is_looked_behind():
+    assert adapter.module_behind_proxy(types.ModuleType("twisted.web.http")) is None
+    assert adapter.module_behind_proxy(None) is None
 
 
 async def test_receive_queue_hands_messages_out_in_order_to_waiting_and_later_getters():

@@ -62,6 +62,17 @@ system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
 - ``tcp.Connection.socket`` (optional, skipped when absent): corked before
   those last bytes (Linux's TCP_CORK), so they leave with the close's FIN in
   one TCP segment instead of two.
+- ``daphne.http_protocol.http`` and Twisted's
+  ``twisted.python.deprecate._ModuleProxy._module`` (optional, skipped when
+  ``http`` is not such a proxy): Daphne calls Twisted's request methods
+  through its module global ``http`` (``http.Request.write(self, body)``
+  for every chunk, and ``.__init__``, ``.finish``, ``.connectionLost`` once
+  a request). Since https://github.com/twisted/twisted/pull/12171
+  deprecated one of its names, ``twisted.web.http`` is a deprecation proxy
+  whose every attribute lookup runs Python code (about 4 µs); Twisted
+  removed its own lookups (https://github.com/twisted/twisted/issues/12200),
+  Daphne's remain. install() points Daphne's global at the module behind
+  the proxy. Everyone else still imports the proxy, with its warnings.
 """
 
 import asyncio
@@ -71,6 +82,7 @@ import logging
 import socket
 import sys
 import time
+import types
 import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
@@ -194,10 +206,35 @@ def install() -> None:
 
     kill_all_applications.drains = True
     Server.kill_all_applications = kill_all_applications
+    _skip_deprecation_proxy()
     if not problems():
         Server.run = run
         Server.handle_reply = functools.wraps(stock_handle_reply)(handle_reply)
         Server.create_application = functools.wraps(Server.create_application)(create_application)
+
+
+def _skip_deprecation_proxy() -> None:
+    """Make Daphne reach twisted.web.http directly rather than through Twisted's deprecation proxy."""
+    from daphne import http_protocol
+
+    module = module_behind_proxy(getattr(http_protocol, "http", None))
+    if module is not None and module.__name__ == "twisted.web.http":
+        http_protocol.http = module
+
+
+def module_behind_proxy(module: object) -> types.ModuleType | None:
+    """Return the module that Twisted's deprecation proxy ``module`` stands for, or None."""
+    try:
+        from twisted.python.deprecate import _ModuleProxy
+    except ImportError:
+        return None
+    if type(module) is not _ModuleProxy:
+        return None
+    try:
+        behind = object.__getattribute__(module, "_module")
+    except AttributeError:
+        return None
+    return behind if isinstance(behind, types.ModuleType) else None
 
 
 def with_backlog(endpoint: str, backlog: int | None) -> str:
