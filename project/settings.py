@@ -67,7 +67,16 @@ DATABASES = {
         # fsync only at checkpoints, not on every event: about 1 ms instead of
         # about 9 ms per publish here (python -m benchmarks.history). A power
         # cut may lose the last commits; a crash of the process loses none.
-        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # A transaction takes the write lock when it begins, waiting for
+            # it up to the busy timeout. In SQLite's default DEFERRED mode one
+            # that reads before it writes (update_or_create) fails at once with
+            # "database is locked" when another connection commits in between,
+            # as the embedded task worker often does (Django's advice for
+            # concurrent writers; check notifications.W012).
+            "transaction_mode": "IMMEDIATE",
+        },
     }
 }
 

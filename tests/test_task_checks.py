@@ -1,6 +1,7 @@
 """System checks for the task options and for where task events can go."""
 
 import pytest
+from django.db import connections
 from django.test import override_settings
 
 from notifications.checks import check_settings
@@ -53,6 +54,51 @@ def test_embedded_worker_alias_must_exist():
         TASKS=DATABASE_TASKS, NOTIFICATIONS=notifications_with(EMBEDDED_TASK_WORKER="other")
     ):
         assert "notifications.E010" in ids(check_tasks())
+
+
+@pytest.fixture
+def transaction_mode(monkeypatch):
+    """Set the default database's SQLite transaction mode for the test."""
+    options = connections["default"].settings_dict["OPTIONS"]
+
+    def set_mode(mode):
+        if mode is None:
+            monkeypatch.delitem(options, "transaction_mode", raising=False)
+        else:
+            monkeypatch.setitem(options, "transaction_mode", mode)
+
+    return set_mode
+
+
+def test_embedded_worker_on_sqlite_with_deferred_transactions_warns(transaction_mode):
+    transaction_mode(None)
+    with override_settings(
+        TASKS=DATABASE_TASKS, NOTIFICATIONS=notifications_with(EMBEDDED_TASK_WORKER="default")
+    ):
+        warnings = check_tasks()
+
+    assert ids(warnings) == ["notifications.W012"]
+    assert warnings[0].msg == (
+        "The embedded task worker writes to the SQLite database 'default' while requests do, and its "
+        "transactions are DEFERRED: one that reads before it writes fails with 'database is locked' "
+        "when the worker commits in between."
+    )
+    assert warnings[0].hint == "Set DATABASES['default']['OPTIONS']['transaction_mode'] to 'IMMEDIATE'."
+
+
+@pytest.mark.parametrize("mode", ["IMMEDIATE", "EXCLUSIVE", "immediate"])
+def test_embedded_worker_on_sqlite_taking_the_write_lock_first_passes(transaction_mode, mode):
+    transaction_mode(mode)
+    with override_settings(
+        TASKS=DATABASE_TASKS, NOTIFICATIONS=notifications_with(EMBEDDED_TASK_WORKER="default")
+    ):
+        assert check_tasks() == []
+
+
+def test_deferred_sqlite_transactions_pass_without_the_embedded_worker(transaction_mode):
+    transaction_mode("DEFERRED")
+    with override_settings(TASKS=DATABASE_TASKS, NOTIFICATIONS=notifications_with()):
+        assert "notifications.W012" not in ids(check_tasks())
 
 
 def test_embedded_worker_option_must_be_none_or_a_name():

@@ -6,9 +6,10 @@ exists (Django 6.0 and later).
 
 from collections.abc import Sequence
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.db import connections, router
 from django.utils.module_loading import import_string
 
 from ..checks import _history_is_shared
@@ -56,6 +57,8 @@ def check_tasks(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> lis
                     id="notifications.E010",
                 )
             )
+        else:
+            messages.extend(_check_worker_database())
     separate = sorted(
         alias
         for alias, config in task_backends.items()
@@ -95,3 +98,28 @@ def check_tasks(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> lis
                 )
             )
     return messages
+
+
+def _check_worker_database() -> list[CheckMessage]:
+    # The embedded worker writes (claims, results, progress) while requests
+    # write, in one process. In SQLite's default DEFERRED mode a transaction
+    # that reads before it writes (get_or_create, update_or_create) fails at
+    # once with "database is locked" when another connection commits in
+    # between: the busy timeout does not apply to it.
+    if not apps.is_installed("django_tasks_db"):
+        return []  # django-tasks-db's own check says so.
+    from django_tasks_db.models import DBTaskResult
+
+    alias = router.db_for_write(DBTaskResult)
+    mode = connections[alias].settings_dict.get("OPTIONS", {}).get("transaction_mode")
+    if connections[alias].vendor != "sqlite" or str(mode).upper() in ("IMMEDIATE", "EXCLUSIVE"):
+        return []
+    return [
+        Warning(
+            f"The embedded task worker writes to the SQLite database {alias!r} while requests do, "
+            "and its transactions are DEFERRED: one that reads before it writes fails with "
+            "'database is locked' when the worker commits in between.",
+            hint=f"Set DATABASES[{alias!r}]['OPTIONS']['transaction_mode'] to 'IMMEDIATE'.",
+            id="notifications.W012",
+        )
+    ]
