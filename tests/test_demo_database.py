@@ -3,8 +3,12 @@ The demo's SQLite database takes concurrent writers: the embedded task
 worker writes (claims, progress, results) while requests write too.
 """
 
+import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,6 +21,8 @@ from project.tasks import generate_report
 from .task_helpers import DATABASE_TASKS
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_run_is_recorded_when_another_writer_commits_in_the_middle_of_its_transaction():
@@ -49,3 +55,20 @@ def test_a_run_is_recorded_when_another_writer_commits_in_the_middle_of_its_tran
     # The transaction held the write lock from its start: the other writer
     # waits for its commit (refused here, as it may not wait).
     assert other_writer == ["database is locked"]
+
+
+def test_the_demo_settings_pass_every_check_with_the_embedded_worker(tmp_path):
+    # notifications.W012 among them: the embedded worker on SQLite.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "TASK_WORKER": "embedded"}
+    env["DJANGO_DB_PATH"] = str(tmp_path / "db.sqlite3")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
