@@ -1,6 +1,7 @@
 """
 System checks for the tasks integration: where task events can go from
-where tasks run, and who may see them. Registered only where django.tasks
+where tasks run, who may see them, and whether the embedded worker's SQLite
+database takes concurrent writers. Registered only where django.tasks
 exists (Django 6.0 and later).
 """
 
