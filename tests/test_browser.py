@@ -164,10 +164,65 @@ def test_navigation_resumes_where_the_previous_page_stopped(context, site):
     expect_state(page, "live")
     wait_for_events(page, 1)
     assert shown(page) == [while_away]
-    expect(page.locator(".notifications-toast")).to_have_text(["Announcementwhile navigating×"])
+    # The first page's toast, still on screen when it went, came along.
+    expect(page.locator(".notifications-toast")).to_have_text(
+        ["Announcementon the first page×", "Announcementwhile navigating×"]
+    )
     last = site.publish("on the second page")
     wait_for_events(page, 2)
     assert shown(page) == [while_away, last]
+
+
+def test_toasts_on_screen_when_the_page_goes_are_shown_on_the_next_page_once(context, site):
+    page = open_page(context, site.url("/live/"))
+    kept = site.publish("still on screen")
+    dismissed = site.publish("dismissed")
+    wait_for_events(page, 2)
+    assert shown(page) == [kept, dismissed]
+    toasts = page.locator(".notifications-toast")
+    toasts.filter(has_text="dismissed").get_by_role("button", name="Dismiss notification").click()
+    expect(toasts).to_have_count(1)
+
+    page.goto(site.url("/"))
+    expect_state(page, "live")
+    # A toast, not an event: the page's own scripts are not told twice.
+    expect(toasts).to_have_text(["Announcementstill on screen×"])
+    assert shown(page) == []
+    toasts.get_by_role("button", name="Dismiss notification").click()
+    page.goto(site.url("/live/"))
+    expect_state(page, "live")
+    expect(toasts).to_have_count(0)
+    page.reload()
+    expect_state(page, "live")
+    expect(toasts).to_have_count(0)
+
+
+def test_an_event_shown_while_the_page_is_being_replaced_is_toasted_on_the_next_one(context, site):
+    # A form's POST is answered, or a link followed: the page on screen
+    # still gets events until the next one arrives, then goes with them.
+    page = open_page(context, site.url("/live/"))
+    other_tab = open_page(context, site.url("/live/"))
+    assert page.evaluate("notifications.role") == "leader"
+    held = []
+    page.route(site.url("/"), lambda route: held.append(route), times=1)
+    page.get_by_role("link", name="Home").click(no_wait_after=True)
+    for _ in range(100):
+        if held:
+            break
+        other_tab.wait_for_timeout(50)
+    assert held, "the navigation reached the route"
+
+    event_id = site.publish("while the next page loads")
+    # The other tab follows the leaving page's connection: the leaving page
+    # has shown the event once the other tab has.
+    wait_for_events(other_tab, 1)
+    assert shown(other_tab) == [event_id]
+    held[0].continue_()
+
+    expect(page).to_have_url(site.url("/"))
+    expect_state(page, "live")
+    expect(page.locator(".notifications-toast")).to_have_text(["Announcementwhile the next page loads×"])
+    assert shown(page) == []
 
 
 def test_navigation_before_any_event_resumes_from_where_the_stream_started(context, site):

@@ -76,7 +76,9 @@
  *   set of subscribed types changes; anything else is retried.
  * - Each tab remembers the id of the last event it showed in
  *   sessionStorage, so the next page in the tab resumes from there:
- *   navigation loses nothing and shows nothing twice.
+ *   navigation loses nothing and shows nothing twice. The toasts still on
+ *   screen when a page goes are shown again on the next one (an event that
+ *   arrived while the page was being replaced was shown, just before it went).
  * - One connection per browser: the tabs of an origin that use the same
  *   stream URL elect a leader that holds the connection for the union of
  *   their types and relays every frame over a BroadcastChannel. The
@@ -102,6 +104,8 @@ const LEADER_TIMEOUT_MS = 3000;
 const FIRST_CLAIM_MS = 500;
 const CLAIM_MS = 250;
 const MAX_TOASTS = 5;
+// A toast with less time than this left is not shown again on the next page.
+const MIN_CARRIED_TOAST_MS = 1000;
 // Events of the server's own (notifications/streams.py).
 const KEEPALIVE = "keepalive";
 const STREAM_RESET = "stream_reset";
@@ -535,9 +539,19 @@ class SoloElection {
   beat() {}
 }
 
+/*
+ * The toast stack. An event's toast outlives its page: one still on screen
+ * when the page goes away is shown again on the next page of the tab, for
+ * the time it had left. The tab's position is past that event already (it
+ * was shown), and the page may have been replaced the moment it arrived,
+ * for instance while a form's POST was answered.
+ */
 class Toasts {
-  constructor(timeoutMs) {
+  constructor(timeoutMs, storageKey) {
     this.timeoutMs = timeoutMs;
+    this.storageKey = storageKey;
+    // Toast element -> what it shows and when it goes ({..., expiresAt}).
+    this.carried = new Map();
   }
 
   container() {
@@ -555,8 +569,11 @@ class Toasts {
     return this.stack;
   }
 
-  // Text only: whatever the payload holds is shown, never interpreted.
-  show(title, text, kind, href) {
+  // Text only: whatever the payload holds is shown, never interpreted. A
+  // toast with a key (its event's id) is carried to the next page.
+  show(title, text, kind, href, key = null, timeoutMs = this.timeoutMs) {
+    const stack = this.container();
+    if (key !== null && [...stack.children].some((toast) => toast.dataset.key === key)) return;
     const toast = document.createElement("div");
     toast.className = "notifications-toast";
     toast.dataset.kind = kind;
@@ -583,18 +600,58 @@ class Toasts {
       link.textContent = "View";
       body.append(" ", link);
     }
-    const stack = this.container();
+    for (const gone of this.carried.keys()) if (!gone.isConnected) this.carried.delete(gone);
+    if (key !== null) {
+      toast.dataset.key = key;
+      this.carried.set(toast, { title, text, kind, href, key, expiresAt: null });
+    }
     stack.append(toast);
     while (stack.children.length > MAX_TOASTS) stack.firstElementChild.remove();
-    if (this.timeoutMs > 0) this.expire(toast);
+    if (this.timeoutMs > 0) this.expire(toast, timeoutMs);
   }
 
   // Leave a toast the reader is pointing at or working in.
-  expire(toast) {
+  expire(toast, timeoutMs) {
+    const carried = this.carried.get(toast);
+    if (carried) carried.expiresAt = Date.now() + timeoutMs;
     setTimeout(() => {
-      if (toast.matches(":hover, :focus-within")) this.expire(toast);
+      if (toast.matches(":hover, :focus-within")) this.expire(toast, this.timeoutMs);
       else toast.remove();
-    }, this.timeoutMs);
+    }, timeoutMs);
+  }
+
+  // On pagehide: keep the toasts still on screen for the next page.
+  carry() {
+    const now = Date.now();
+    const left = [];
+    for (const [toast, shown] of this.carried) {
+      if (!toast.isConnected) continue;
+      // null: the toast stays until dismissed.
+      const timeoutMs = shown.expiresAt === null ? null : shown.expiresAt - now;
+      if (timeoutMs === null || timeoutMs >= MIN_CARRIED_TOAST_MS) left.push({ ...shown, timeoutMs });
+    }
+    try {
+      if (left.length) sessionStorage.setItem(this.storageKey, JSON.stringify(left));
+      else sessionStorage.removeItem(this.storageKey);
+    } catch {
+      // Storage may be full or disabled; the toasts then go with the page.
+    }
+  }
+
+  // On start: show what the previous page of the tab left on screen.
+  restore() {
+    let left;
+    try {
+      left = parseJson(sessionStorage.getItem(this.storageKey) ?? "[]");
+      sessionStorage.removeItem(this.storageKey);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(left)) return;
+    for (const { title, text, kind, href, key, timeoutMs } of left) {
+      const ms = typeof timeoutMs === "number" ? timeoutMs : undefined;
+      this.show(String(title), String(text), String(kind), href ? String(href) : null, String(key), ms);
+    }
   }
 }
 
@@ -665,7 +722,10 @@ class Tab {
 
   start() {
     // Screen readers announce additions to a live region that already exists.
-    if (this.config.toasts) this.api.toasts.container();
+    if (this.config.toasts) {
+      this.api.toasts.container();
+      this.api.toasts.restore();
+    }
     this.setState("connecting");
     this.election.start();
     if (this.role !== "leader") this.sendHello();
@@ -803,6 +863,8 @@ class Tab {
       data = event.data;
     }
     const detail = { type: event.type, data, id: event.id };
+    // Names the toast on the next page, which shows a carried toast once.
+    const key = event.id ?? randomId();
     this.api.emit("event", detail);
     if (this.config.toasts) {
       let text;
@@ -813,9 +875,10 @@ class Tab {
         return;
       }
       if (text !== null && typeof text === "object") {
-        this.api.toasts.show(text.title ?? humanize(event.type), String(text.text), text.kind ?? "event", text.href);
+        const { title, kind, href } = text;
+        this.api.toasts.show(title ?? humanize(event.type), String(text.text), kind ?? "event", href, key);
       } else if (text !== null && text !== undefined) {
-        this.api.toasts.show(humanize(event.type), String(text), "event");
+        this.api.toasts.show(humanize(event.type), String(text), "event", undefined, key);
       }
     }
   }
@@ -892,7 +955,7 @@ export function connect(options = {}) {
     return () => events.removeEventListener(name, listener);
   };
   const api = {
-    toasts: new Toasts(config.toastMs),
+    toasts: new Toasts(config.toastMs, `notifications:toasts:${config.url}`),
     indicator: new Indicator(),
     formatToast: config.formatToast ?? defaultToastText,
     emit(name, detail) {
@@ -932,7 +995,10 @@ export function connect(options = {}) {
     tab = new Tab(config, api);
     tab.start();
   }
-  const hide = () => tab?.stop();
+  const hide = () => {
+    if (tab && config.toasts) api.toasts.carry();
+    tab?.stop();
+  };
   // A page restored from the back/forward cache starts over where it was.
   const show = (event) => {
     if (event.persisted) open();
