@@ -24,9 +24,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    # Before notifications: receivers run in the order apps connect them, so
+    # a run's TaskRun row is written before its event goes out, and a page
+    # rendered after the event (the tab's position past it) shows the same.
+    "project",
     "notifications",
     "django_tasks_db",
-    "project",
 ]
 
 MIDDLEWARE = [

@@ -11,7 +11,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from notifications.access import public_types
+from notifications.tasks import progress, receivers
 from project.models import Report, TaskRun
+from project.tasks import generate_report
 
 from .support import client_config
 from .task_helpers import published
@@ -78,6 +80,35 @@ def test_a_failed_run_says_why_on_its_page(client, member):
 
     assert run.status == "failed"
     assert "EmptyReport: Report &#x27;Empty&#x27; has no sections." in page
+
+
+@pytest.mark.parametrize("sections", [2, 0], ids=["succeeds", "fails"])
+def test_a_runs_row_says_what_each_of_its_events_says_when_the_event_goes_out(member, monkeypatch, sections):
+    # A page rendered after an event was shown on the page before it (the
+    # tab's position is past it) shows the run from its row: the row must
+    # not be behind the event. The demo lists its app before notifications.
+    report = Report.objects.create(title="Q3", sections=sections)
+    seen = []
+
+    def looking_first(publish):
+        def publish_task_event(event_type, data):
+            run = TaskRun.objects.filter(task_id=data["task_id"]).first()
+            said = (data["status"], data.get("fraction"))
+            row = run and (run.status, run.progress if "fraction" in data else None)
+            seen.append((event_type, said, row))
+            return publish(event_type, data)
+
+        return publish_task_event
+
+    for module in (receivers, progress):
+        monkeypatch.setattr(module, "publish_task_event", looking_first(module.publish_task_event))
+
+    generate_report.enqueue(report.pk, enqueued_by=member.pk)
+
+    expected = ["task_enqueued", "task_started"] + ["task_progress"] * sections + ["task_completed"]
+    assert [event_type for event_type, _, _ in seen] == expected
+    for event_type, said, row in seen:
+        assert row == said, f"{event_type} went out saying {said}, its run's row said {row}"
 
 
 def test_the_page_of_someone_elses_run_is_not_found(client, member):
