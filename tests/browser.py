@@ -38,6 +38,8 @@ CHROMIUM_ARGS = [
     f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
 ]
 TIMEOUT_MS = 30_000
+# How much of a server's log a failed test's report shows.
+SERVER_LOG_CHARS = 20_000
 # Runs in every page before its own scripts: records what the page shows,
 # and counts the EventSources it opens (each reconnection opens one) and the
 # keepalive events they receive.
@@ -118,6 +120,18 @@ class Site:
         while (found := self.open_streams()) != count:
             assert time.monotonic() < deadline, f"{found} streams open on the server, expected {count}"
             time.sleep(0.1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Add the logs of a failed test's servers to its report: CI keeps only the report."""
+    report = yield
+    if report.failed:
+        sites = [value for value in getattr(item, "funcargs", {}).values() if isinstance(value, Site)]
+        for site in sites:
+            for number, server in enumerate(site.servers):
+                report.sections.append((f"daphne {number} log (end)", server.output()[-SERVER_LOG_CHARS:]))
+    return report
 
 
 @pytest.fixture(scope="module")
