@@ -194,6 +194,23 @@ def navigate_publishing_meanwhile(page, site, path, text):
     return published[0]
 
 
+def follow_link_held(page, name: str, url: str):
+    """
+    Click the link ``name`` on ``page`` and hold the navigation's request for
+    ``url``: the page stays on screen, with its stream, until the returned
+    route is continued, like a page whose POST is still being answered.
+    """
+    held = []
+    page.route(url, lambda route: held.append(route), times=1)
+    page.get_by_role("link", name=name, exact=True).click(no_wait_after=True)
+    # Route handlers run while Playwright waits on something.
+    for _ in range(200):
+        if held:
+            return held[0]
+        page.wait_for_timeout(50)
+    raise AssertionError(f"the request for {url} never came")
+
+
 def log_in(page, site: Site, username: str, password: str, next_path: str = "/admin/") -> None:
     """Log in through the admin's login form and land on ``next_path``."""
     page.goto(site.url(f"/admin/login/?next={next_path}"))

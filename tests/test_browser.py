@@ -15,6 +15,7 @@ from .browser import (
     ARTIFACTS,
     INSECURE_HOST,
     expect_state,
+    follow_link_held,
     navigate_publishing_meanwhile,
     open_page,
     shown,
@@ -203,21 +204,14 @@ def test_an_event_shown_while_the_page_is_being_replaced_is_toasted_on_the_next_
     page = open_page(context, site.url("/live/"))
     other_tab = open_page(context, site.url("/live/"))
     assert page.evaluate("notifications.role") == "leader"
-    held = []
-    page.route(site.url("/"), lambda route: held.append(route), times=1)
-    page.get_by_role("link", name="Home").click(no_wait_after=True)
-    for _ in range(100):
-        if held:
-            break
-        other_tab.wait_for_timeout(50)
-    assert held, "the navigation reached the route"
+    held = follow_link_held(page, "Home", site.url("/"))
 
     event_id = site.publish("while the next page loads")
     # The other tab follows the leaving page's connection: the leaving page
     # has shown the event once the other tab has.
     wait_for_events(other_tab, 1)
     assert shown(other_tab) == [event_id]
-    held[0].continue_()
+    held.continue_()
 
     expect(page).to_have_url(site.url("/"))
     expect_state(page, "live")

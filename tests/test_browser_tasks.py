@@ -8,12 +8,13 @@ run, and the user's task toasts on the home and live pages.
 Screenshots go to artifacts/ (not committed).
 """
 
+import json
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from .browser import ARTIFACTS, Site, expect_state
+from .browser import ARTIFACTS, Site, expect_state, follow_link_held, shown, wait_for_events
 
 USERNAME, PASSWORD = "member", "a-long-test-password-0123"
 SECTIONS = 4
@@ -140,3 +141,46 @@ def test_the_users_task_toasts_appear_on_the_home_and_live_pages(context, demo):
     expect(completed).to_have_count(1)
     expect(completed).to_contain_text('"summary":"Report “Q3” is ready: 4 sections."')
     live.screenshot(path=ARTIFACTS / "live-task-toast.png")
+
+
+def test_a_run_is_toasted_once_when_its_two_copies_reach_two_pages(context, demo):
+    # A watcher's own run arrives on its type's topic and on the user's
+    # private one; the first copy can come as the page is being replaced.
+    page = context.new_page()
+    log_in(page, demo, "/tasks/")
+    other_tab = context.new_page()
+    other_tab.goto(demo.url("/tasks/"))
+    expect_state(other_tab, "live")
+    member = demo.manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        f"from django.contrib.auth.models import User; print(User.objects.get(username={USERNAME!r}).pk)",
+    ).strip()
+    run = {
+        "task_id": "run-1",
+        "task_name": "generate_report",
+        "status": "failed",
+        "enqueued_by": int(member),
+        "error": {"class": "project.tasks.EmptyReport", "message": "Report 'Empty' has no sections."},
+        "summary": "Report 'Empty' has no sections.",
+    }
+
+    def publish_copy():
+        demo.manage("publish", "task_completed", json.dumps(run), "--user", member)
+
+    held = follow_link_held(page, "Home", demo.url("/"))
+    publish_copy()
+    wait_for_events(other_tab, 1)
+    held.continue_()
+    expect(page).to_have_url(demo.url("/"))
+    expect_state(page, "live")
+    publish_copy()
+    wait_for_events(page, 1)
+
+    assert len(shown(page)) == 1, "the second copy reached the new page"
+    toast = page.locator(".notifications-toast")
+    # Counted at once: expect() would wait until a second toast expired.
+    assert toast.count() == 1
+    expect(toast).to_have_attribute("data-kind", "failure")
+    expect(toast.locator(".notifications-toast-text")).to_have_text("Report 'Empty' has no sections. View")

@@ -29,8 +29,11 @@
  *   toasts, toastMs, indicator  show toasts and a connection indicator
  *                   (default off; the template tag turns them on)
  *   formatToast     (event) => text or null (no toast), or {text, title, kind,
- *                   href}: kind sets the toast's data-kind (style it in CSS),
- *                   href adds a link to the toast (all shown as text only)
+ *                   href, key}: kind sets the toast's data-kind (style it in
+ *                   CSS), href adds a link to the toast (all shown as text
+ *                   only), and a toast whose key (default: the event's id)
+ *                   is on screen already, carried from the page before or
+ *                   not, is not shown again
  *   documentEvents  also dispatch CustomEvents on document (the bootstrap
  *                   does, see below)
  *
@@ -863,8 +866,6 @@ class Tab {
       data = event.data;
     }
     const detail = { type: event.type, data, id: event.id };
-    // Names the toast on the next page, which shows a carried toast once.
-    const key = event.id ?? randomId();
     this.api.emit("event", detail);
     if (this.config.toasts) {
       let text;
@@ -874,6 +875,8 @@ class Tab {
         reportError(error); // A page's formatter must not break the stream.
         return;
       }
+      // Names the toast on this page and the next, which show it once.
+      const key = String(text?.key ?? event.id ?? randomId());
       if (text !== null && typeof text === "object") {
         const { title, kind, href } = text;
         this.api.toasts.show(title ?? humanize(event.type), String(text.text), kind ?? "event", href, key);

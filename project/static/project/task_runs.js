@@ -7,8 +7,10 @@
 // - toasts the user's own runs when they finish, on every page that has the
 //   tag: the task's summary sentence (or the error), styled by outcome
 //   (data-kind "success" or "failure"), linking to the run's page. Once per
-//   run: on a page that watches every run, the user's own runs arrive twice
-//   (on their type's topic and on the user's private topic).
+//   run, keyed by the run: on a page that watches every run, the user's own
+//   runs arrive twice (on their type's topic and on the user's private
+//   topic), and the copies may reach two pages when the first arrives as
+//   the page is being replaced (its toast is carried to the next page).
 (() => {
   "use strict";
 
@@ -83,19 +85,18 @@
 
   for (const type of config.types) notifications.on(type, (event) => show(event.data));
 
-  const toasted = new Set();
   const formatOtherToast = notifications.formatToast;
   notifications.formatToast = (event) => {
     if (!config.types.includes(event.type)) return formatOtherToast(event);
     const run = event.data;
-    if (event.type !== config.completed || !mine(run) || toasted.has(run.task_id)) return null;
-    toasted.add(run.task_id);
+    if (event.type !== config.completed || !mine(run)) return null;
     const succeeded = run.status === "succeeded";
     return {
       title: `${run.task_name} ${succeeded ? "finished" : "failed"}`,
       text: run.summary ?? texts.outcome(run),
       kind: succeeded ? "success" : "failure",
       href: runUrl(run),
+      key: `${config.completed}:${run.task_id}`,
     };
   };
 })();
