@@ -625,14 +625,9 @@ class Toasts {
 
   // On pagehide: keep the toasts still on screen for the next page.
   carry() {
-    const now = Date.now();
-    const left = [];
-    for (const [toast, shown] of this.carried) {
-      if (!toast.isConnected) continue;
-      // null: the toast stays until dismissed.
-      const timeoutMs = shown.expiresAt === null ? null : shown.expiresAt - now;
-      if (timeoutMs === null || timeoutMs >= MIN_CARRIED_TOAST_MS) left.push({ ...shown, timeoutMs });
-    }
+    const left = [...this.carried]
+      .filter(([toast, shown]) => toast.isConnected && hasTimeLeft(shown.expiresAt))
+      .map(([, shown]) => shown);
     try {
       if (left.length) sessionStorage.setItem(this.storageKey, JSON.stringify(left));
       else sessionStorage.removeItem(this.storageKey);
@@ -641,7 +636,8 @@ class Toasts {
     }
   }
 
-  // On start: show what the previous page of the tab left on screen.
+  // On start: show what the previous page of the tab left on screen, if
+  // there is time left (a page without toasts may have come in between).
   restore() {
     let left;
     try {
@@ -651,11 +647,21 @@ class Toasts {
       return;
     }
     if (!Array.isArray(left)) return;
-    for (const { title, text, kind, href, key, timeoutMs } of left) {
-      const ms = typeof timeoutMs === "number" ? timeoutMs : undefined;
-      this.show(String(title), String(text), String(kind), href ? String(href) : null, String(key), ms);
+    for (const { title, text, kind, href, key, expiresAt } of left.filter(Boolean)) {
+      // Anything else under the key, left by another script, is skipped.
+      if (![title, text, kind, key].every((field) => typeof field === "string")) continue;
+      if (expiresAt !== null && typeof expiresAt !== "number") continue;
+      if (!hasTimeLeft(expiresAt)) continue;
+      const timeoutMs = expiresAt === null ? undefined : expiresAt - Date.now();
+      this.show(title, text, kind, typeof href === "string" ? href : null, key, timeoutMs);
     }
   }
+}
+
+// Whether a toast that goes at `expiresAt` (null: when dismissed) has time
+// enough left to be shown on another page.
+function hasTimeLeft(expiresAt) {
+  return expiresAt === null || expiresAt - Date.now() >= MIN_CARRIED_TOAST_MS;
 }
 
 class Indicator {
