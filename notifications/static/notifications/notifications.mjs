@@ -573,7 +573,8 @@ class Toasts {
   }
 
   // Text only: whatever the payload holds is shown, never interpreted. A
-  // toast with a key (its event's id) is carried to the next page.
+  // toast with a key (the formatter's, or its event's id) is shown once
+  // while on screen, and is carried to the next page.
   show(title, text, kind, href, key = null, timeoutMs = this.timeoutMs) {
     const stack = this.container();
     if (key !== null && [...stack.children].some((toast) => toast.dataset.key === key)) return;
