@@ -5,10 +5,12 @@ one ERROR line: a prompt exit, never a hang.
 """
 
 import asyncio
+import datetime
 import inspect
 import io
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import types
 import daphne
 import daphne.server
 import pytest
+from daphne.access import AccessLogGenerator
 from daphne.server import Server
 from django.core.checks import Warning
 
@@ -364,6 +367,44 @@ async def test_access_lines_of_one_loop_turn_are_written_together_and_in_order()
     assert (stream.writes, stream.getvalue()) == (2, "line 0\nline 1\nline 2\nline 3\n")
 
 
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"status": 200, "length": 1234},
+        {"status": None, "length": None},
+        {"status": 404, "length": 0, "ident": "id", "user": "alice"},
+    ],
+)
+async def test_a_drains_access_line_is_daphnes_own(details):
+    stock = io.StringIO()
+    drained = io.StringIO()
+    lines = adapter.AccessLines(drained)
+    for date in (
+        datetime.datetime(2026, 12, 1, 23, 59, 59, 1),
+        datetime.datetime(2026, 12, 1, 23, 59, 59, 999999),  # The same second: its formatted date is reused.
+        datetime.datetime(2026, 12, 2, 0, 0, 0, 5),  # The next one.
+    ):
+        AccessLogGenerator(stock).write_entry("127.0.0.1:5000", date, "GET /sse/", **details)
+        lines.write_entry("127.0.0.1:5000", date, "GET /sse/", **details)
+    lines.flush()
+
+    assert drained.getvalue() == stock.getvalue()
+    assert "[02/Dec/2026:00:00:00]" in drained.getvalue().splitlines()[2]
+
+
+def test_a_drain_leaves_the_access_line_to_daphne_when_its_format_changed(monkeypatch):
+    def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None):
+        self.stream.write(f"{date.isoformat()} {host} {request}\n")
+
+    monkeypatch.setattr(AccessLogGenerator, "write_entry", write_entry)
+    server = types.SimpleNamespace(action_logger=AccessLogGenerator(io.StringIO()))
+
+    lines = adapter._batch_access_lines(server)
+
+    assert server.action_logger.stream is lines
+    assert "write_entry" not in vars(server.action_logger)
+
+
 async def test_a_drain_writes_every_access_line_to_daphnes_access_log(tmp_path, server_env):
     access_log = tmp_path / "access.log"
     server = daphne_process(
@@ -379,4 +420,7 @@ async def test_a_drain_writes_every_access_line_to_daphnes_access_log(tmp_path, 
     lines = access_log.read_text().splitlines()
     streams = [line for line in lines if '"GET /sse/subscribe/announcement/" 200 ' in line]
     assert len(streams) == 50, lines
+    # Daphne's own format, with the date the drain formats once a second.
+    line_format = re.compile(r'127\.0\.0\.1:\d+ - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\] "GET [^"]+" 200 \d+')
+    assert [line for line in streams if not line_format.fullmatch(line)] == []
     assert problem_lines(server.output()) == []

