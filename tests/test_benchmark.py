@@ -37,6 +37,10 @@ async def test_benchmark_measures_every_scenario_against_daphne(capsys):
         ("fanout", 30, 30, 0),
         ("spread over 2 processes", 40, 40, 0),
     ]
+    for drain in by_scenario["drain"]:  # The machine's speed, timed next to each drain.
+        loop = drain["reference_loop_seconds"]
+        assert loop > 0
+        assert drain["exit_per_reference_loop"] == round(drain["exit_seconds"] / loop, 2)
     (storm,) = by_scenario["storm"]
     assert (storm["connected"], storm["replayed"], storm["failures"]) == (20, 20, {})
     (burst,) = by_scenario["burst"]

@@ -11,6 +11,7 @@ from notifications.stop_check import children_cpu_seconds, cpu_seconds
 from notifications.testing import ServerProcess
 
 from ..bench import Bench
+from ..machine import reference_loop_seconds
 from ..servers import Target
 
 # Seconds a server may take to exit after SIGTERM.
@@ -31,8 +32,10 @@ def log_problems(output: str) -> dict:
 async def drain(bench: Bench, target: Target, servers: list[ServerProcess], streams: int, after: str) -> dict:
     """
     SIGTERM the servers with ``streams`` open in all; time until the last
-    exited, see how streams ended.
+    exited, see how streams ended. The machine's speed is taken just before
+    and just after (machine.REFERENCE_LOOP).
     """
+    loop_before = await asyncio.to_thread(reference_loop_seconds)
     # The servers' CPU from the signal to their exit: unlike the exit
     # time, it does not grow when other work shares the cores.
     cpu_before = sum(cpu_seconds(server.process.pid) for server in servers) + children_cpu_seconds()
@@ -44,6 +47,7 @@ async def drain(bench: Bench, target: Target, servers: list[ServerProcess], stre
     exit_after = time.monotonic() - sent_at if exited else None
     exit_cpu = children_cpu_seconds() - cpu_before
     ended = await ends
+    reference_loop = round((loop_before + await asyncio.to_thread(reference_loop_seconds)) / 2, 3)
     problems = log_problems("".join(server.output() for server in servers))
     return bench.record(
         "drain",
@@ -59,5 +63,7 @@ async def drain(bench: Bench, target: Target, servers: list[ServerProcess], stre
         cut=ended["cut"],
         still_open=ended["still_open"],
         last_stream_end_seconds=ended["last_end"] - sent_at if ended["last_end"] else None,
+        reference_loop_seconds=reference_loop,
+        exit_per_reference_loop=round(exit_after / reference_loop, 2) if exited else None,
         **problems,
     )
