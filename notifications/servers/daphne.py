@@ -439,6 +439,7 @@ class AccessLines:
         ident: str | None = None,
         user: str | None = None,
     ) -> None:
+        """Write Daphne's access line for these details, the date formatted once a second."""
         second = date.replace(microsecond=0)
         if second != self._second:
             self._second, self._formatted_second = second, date.strftime(ACCESS_DATE)
