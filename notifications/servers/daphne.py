@@ -400,7 +400,10 @@ ACCESS_DATE = "%d/%b/%Y:%H:%M:%S"
 
 
 def _batch_access_lines(server) -> "AccessLines | None":
-    """Write Daphne's access lines once per turn of the event loop, for the rest of this process."""
+    """
+    Write Daphne's access lines once per turn of the event loop, their date
+    formatted once a second, for the rest of this process.
+    """
     try:
         from daphne.access import AccessLogGenerator
     except ImportError:
