@@ -252,3 +252,28 @@ async def test_a_drained_streams_last_bytes_and_close_reach_the_client_in_one_se
     assert b"event: server_shutdown" in raw
     assert raw.endswith(b"\r\n0\r\n\r\n")
     assert await exits_cleanly(server)
+
+
+async def test_a_stream_served_on_a_unix_socket_is_drained_like_one_on_tcp(tmp_path, server_env):
+    # Behind nginx, Daphne often listens on a Unix socket (daphne -u); the
+    # drain's TCP-only steps (the cork before the last bytes) must not break it.
+    path = tmp_path / "daphne.sock"
+    port = free_port()
+    server = daphne(port, DEMO_ASGI, env=server_env, cwd=ROOT, options=("-u", str(path)))
+    server.start(tmp_path / "daphne.log")
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(b"GET /sse/subscribe/announcement/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        raw = b""
+        while not raw.endswith(b"\n\n\r\n"):  # The opening frame, a whole chunk.
+            raw += sock.recv(1 << 16)
+        server.signal(signal.SIGTERM)
+        while chunk := sock.recv(1 << 16):
+            raw += chunk
+        assert b"event: server_shutdown" in raw
+        assert raw.endswith(b"\r\n0\r\n\r\n")
+        assert await exits_cleanly(server)
+    finally:
+        server.stop()

@@ -634,8 +634,13 @@ def _cork_until_close(sock: socket.socket | None) -> None:
     receiving side's work for a segment is done in the sender's system call).
     Full segments are not held back, and the close sends the rest.
     """
-    if _TCP_CORK is not None and sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+    if _TCP_CORK is None or sock is None:
+        return
+    try:
+        # Asking for sock.family instead costs an enum lookup per stream.
         sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
+    except OSError:
+        pass  # Not a TCP socket (Daphne listening on a Unix socket): nothing to cork.
 
 
 def _failure(why: Exception):
