@@ -379,11 +379,17 @@ async def _wait_for_applications(server, deadline: float) -> set:
             for details in server.connections.values()
             if "application_instance" in details and not details["application_instance"].done()
         }
-        left = deadline - time.monotonic()
-        if not running or left <= 0:
+        if not running:
             return running
+        # One at a time: most are done by the time their turn comes, where
+        # asyncio.wait() would check and call back each of thousands.
+        for application_instance in running:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return {instance for instance in running if not instance.done()}
+            if not application_instance.done():
+                await asyncio.wait((application_instance,), timeout=left)
         # Requests that arrived meanwhile are found by the next look.
-        await asyncio.wait(running, timeout=left)
 
 
 def _skip_discarded_access_lines(server) -> None:
@@ -527,13 +533,19 @@ def _end_responses(server, still_running: set, retry_ms: int) -> None:
 
 async def _wait_closed(channels: set, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    for channel in channels:
-        if channel.transport is not None and not channel.transport.disconnected:
-            channel.transport.loseConnection()
-    while time.monotonic() < deadline:
-        if all(c.transport is None or c.transport.disconnected for c in channels):
+    still_open = [channel for channel in channels if _is_open(channel)]
+    for channel in still_open:
+        channel.transport.loseConnection()
+    while True:
+        # Each look checks only what the previous one found open.
+        still_open = [channel for channel in still_open if _is_open(channel)]
+        if not still_open or time.monotonic() >= deadline:
             return
         await asyncio.sleep(0.01)
+
+
+def _is_open(channel) -> bool:
+    return channel.transport is not None and not channel.transport.disconnected
 
 
 def _too_far_behind(protocol, message: dict) -> bool:
