@@ -5,6 +5,7 @@ Ids: E0xx/W0xx for settings and setup, E1xx/W1xx for access, origins and
 tokens (check_security), W2xx for the server adapters (check_servers).
 """
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -17,11 +18,17 @@ from .access import AUTHENTICATED, PUBLIC, public_types
 from .conf import DEFAULTS
 from .cors import ANY_ORIGIN
 from .exceptions import describe
+from .history import EventHistory
 from .topics import is_valid_name, registered
 
 
+def _number(value) -> bool:
+    # Infinity is no number of seconds: templates and timers turn it into an int.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _positive_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return _number(value) and value > 0
 
 
 def _non_negative_int(value) -> bool:
@@ -41,7 +48,15 @@ def _non_empty_str(value) -> bool:
 
 
 def _non_negative_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return _number(value) and value >= 0
+
+
+# The largest value the C int of gc.set_threshold() and listen() takes.
+C_INT_MAX = 2**31 - 1
+
+
+def _positive_c_int(value) -> bool:
+    return _positive_int(value) and value <= C_INT_MAX
 
 
 # Option -> (test, what it must be).
@@ -75,10 +90,10 @@ RULES = {
     "HISTORY_BACKEND": (_non_empty_str, "a dotted path to an EventHistory class"),
     "CHANNEL_LAYER": (_non_empty_str, "an alias in CHANNEL_LAYERS"),
     "EAGER_WRITES": (lambda v: isinstance(v, bool), "True or False"),
-    "LISTEN_BACKLOG": (_optional(_positive_int), "None or a positive integer"),
+    "LISTEN_BACKLOG": (_optional(_positive_c_int), f"None or a positive integer up to {C_INT_MAX}"),
     "GC_THRESHOLDS": (
-        lambda v: v is None or (isinstance(v, tuple | list) and len(v) == 3 and all(map(_positive_int, v))),
-        "None or three positive integers, as gc.set_threshold() takes",
+        lambda v: v is None or (isinstance(v, tuple | list) and len(v) == 3 and all(map(_positive_c_int, v))),
+        f"None or three positive integers up to {C_INT_MAX}, as gc.set_threshold() takes",
     ),
     "STREAM_MIDDLEWARE": (
         lambda v: v is None or (isinstance(v, list | tuple) and all(map(_non_empty_str, v))),
@@ -169,19 +184,9 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> 
                 id="notifications.E004",
             )
         )
-    backend = options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"])
-    history_class = None
-    # A value of the wrong type is reported above (E003); importing it would crash the check.
-    if _non_empty_str(backend):
-        try:
-            history_class = import_string(backend)
-        except ImportError:
-            errors.append(
-                Error(
-                    f"NOTIFICATIONS['HISTORY_BACKEND'] {backend!r} cannot be imported.",
-                    id="notifications.E005",
-                )
-            )
+    history_class, error = _history_class(options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"]))
+    if error is not None:
+        errors.append(error)
     errors += _check_history(history_class, options)
     errors += _check_default_client_types(options)
     errors += _check_stream_middleware(options)
@@ -199,6 +204,22 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> 
     if "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE:
         errors.append(W004)
     return errors
+
+
+def _history_class(backend: object) -> tuple[type | None, Error | None]:
+    """Return the EventHistory class HISTORY_BACKEND names, or the E005 that says why there is none."""
+    # A value of the wrong type is reported as E003; importing it would crash the check.
+    if not _non_empty_str(backend):
+        return None, None
+    try:
+        history_class = import_string(backend)
+    except ImportError:
+        problem = "cannot be imported"
+    else:
+        if isinstance(history_class, type) and issubclass(history_class, EventHistory):
+            return history_class, None
+        problem = "is not a subclass of notifications.history.EventHistory"
+    return None, Error(f"NOTIFICATIONS['HISTORY_BACKEND'] {backend!r} {problem}.", id="notifications.E005")
 
 
 def _check_stream_middleware(options: dict) -> list:

@@ -44,49 +44,6 @@ class CheckSettingsTests(SimpleTestCase):
                 ],
             )
 
-    def test_e003_each_rule_refuses_a_bad_value_and_accepts_a_good_one(self):
-        bad_and_good = {
-            "HEARTBEAT": (0, 0.5),
-            "RETRY_MS": (1.5, 500),
-            "HISTORY_SIZE": (0, 1),
-            "STREAM_QUEUE_SIZE": (0, 1),
-            "STREAM_QUEUE_BYTES": (0.5, 1024),
-            "POLL_INTERVAL": (0, 0.2),
-            "MAX_UNSENT_BYTES": (0, 1),
-            "MAX_TYPES_PER_STREAM": (True, 4),
-            "MAX_PAYLOAD_BYTES": ("65536", 65536),
-            "DRAIN_TIMEOUT": (-5, 2.5),
-            "HISTORY_OPTIONS": (None, {"key": "value"}),
-            "ACCESS": (["announcement"], {"announcement": "authenticated"}),
-            "DEFAULT_ACCESS": ("", "auth.view_user"),
-            "PUBLISH_TOKEN": ("", None),
-            "HISTORY_BACKEND": (None, DEFAULTS["HISTORY_BACKEND"]),
-            "CHANNEL_LAYER": (["default"], "default"),
-            "EAGER_WRITES": ("yes", False),
-            "LISTEN_BACKLOG": (0, None),
-            "GC_THRESHOLDS": ((700, 0, 10), None),
-            "STREAM_MIDDLEWARE": ("notifications.middleware.StreamSessionMiddleware", []),
-            "MAX_STREAMS": (0, None),
-            "MAX_STREAMS_PER_USER": ("10", 10),
-            "LIMIT_RETRY_MS": (None, 1000),
-            "MAX_STREAM_AGE": (-1, 0.5),
-            "PUBLISH_RATE": (0, 2.5),
-            "PUBLISH_BURST": (0.5, 1),
-            "ALLOWED_ORIGINS": ("https://example.com", ["https://example.com"]),
-            "ALLOW_CREDENTIALS": ("yes", True),
-            "METRICS_ACCESS": ("public", "staff"),
-            "METRICS_TOKEN": ("", None),
-            "TASK_PROGRESS_INTERVAL": (-0.5, 0),
-            "EMBEDDED_TASK_WORKER": ("", None),
-        }
-        self.assertEqual(set(bad_and_good), set(RULES))
-        for name, (bad, good) in bad_and_good.items():
-            with self.subTest(name=name):
-                with notifications_settings(**{name: bad}):
-                    self.assertEqual(check_settings(None), [e003(name, RULES[name][1], bad)])
-                with notifications_settings(**{name: good}):
-                    self.assertEqual(check_settings(None), [])
-
     def test_e004_event_types_must_be_a_list_of_valid_names(self):
         e004 = Error(
             "NOTIFICATIONS['EVENT_TYPES'] must be a list of event type names.",
@@ -110,6 +67,20 @@ class CheckSettingsTests(SimpleTestCase):
                     [
                         Error(
                             f"NOTIFICATIONS['HISTORY_BACKEND'] {missing!r} cannot be imported.",
+                            id="notifications.E005",
+                        )
+                    ],
+                )
+
+    def test_e005_history_backend_is_not_an_event_history(self):
+        for wrong in ["django.http.HttpResponse", "notifications.conf.DEFAULTS"]:
+            with self.subTest(backend=wrong), notifications_settings(HISTORY_BACKEND=wrong):
+                self.assertEqual(
+                    check_settings(None),
+                    [
+                        Error(
+                            f"NOTIFICATIONS['HISTORY_BACKEND'] {wrong!r} is not a subclass of "
+                            "notifications.history.EventHistory.",
                             id="notifications.E005",
                         )
                     ],
@@ -164,6 +135,74 @@ class CheckSettingsTests(SimpleTestCase):
         with override_settings(NOTIFICATIONS=None):
             self.assertEqual(checks.run_checks(tags=["notifications"]), [E001])
         self.assertEqual(checks.run_checks(tags=["notifications"], include_deployment_checks=True), [W001])
+
+
+class OptionValueTests(SimpleTestCase):
+    """E003: each option's value, one rule per option (notifications.checks.RULES)."""
+
+    def test_e003_each_rule_refuses_a_bad_value_and_accepts_a_good_one(self):
+        bad_and_good = {
+            "HEARTBEAT": (0, 0.5),
+            "RETRY_MS": (1.5, 500),
+            "HISTORY_SIZE": (0, 1),
+            "STREAM_QUEUE_SIZE": (0, 1),
+            "STREAM_QUEUE_BYTES": (0.5, 1024),
+            "POLL_INTERVAL": (0, 0.2),
+            "MAX_UNSENT_BYTES": (0, 1),
+            "MAX_TYPES_PER_STREAM": (True, 4),
+            "MAX_PAYLOAD_BYTES": ("65536", 65536),
+            "DRAIN_TIMEOUT": (-5, 2.5),
+            "HISTORY_OPTIONS": (None, {"key": "value"}),
+            "ACCESS": (["announcement"], {"announcement": "authenticated"}),
+            "DEFAULT_ACCESS": ("", "auth.view_user"),
+            "PUBLISH_TOKEN": ("", None),
+            "HISTORY_BACKEND": (None, DEFAULTS["HISTORY_BACKEND"]),
+            "CHANNEL_LAYER": (["default"], "default"),
+            "EAGER_WRITES": ("yes", False),
+            "LISTEN_BACKLOG": (0, None),
+            "GC_THRESHOLDS": ((700, 0, 10), None),
+            "STREAM_MIDDLEWARE": ("notifications.middleware.StreamSessionMiddleware", []),
+            "MAX_STREAMS": (0, None),
+            "MAX_STREAMS_PER_USER": ("10", 10),
+            "LIMIT_RETRY_MS": (None, 1000),
+            "MAX_STREAM_AGE": (-1, 0.5),
+            "PUBLISH_RATE": (0, 2.5),
+            "PUBLISH_BURST": (0.5, 1),
+            "ALLOWED_ORIGINS": ("https://example.com", ["https://example.com"]),
+            "ALLOW_CREDENTIALS": ("yes", True),
+            "METRICS_ACCESS": ("public", "staff"),
+            "METRICS_TOKEN": ("", None),
+            "TASK_PROGRESS_INTERVAL": (-0.5, 0),
+            "EMBEDDED_TASK_WORKER": ("", None),
+        }
+        self.assertEqual(set(bad_and_good), set(RULES))
+        for name, (bad, good) in bad_and_good.items():
+            with self.subTest(name=name):
+                with notifications_settings(**{name: bad}):
+                    self.assertEqual(check_settings(None), [e003(name, RULES[name][1], bad)])
+                with notifications_settings(**{name: good}):
+                    self.assertEqual(check_settings(None), [])
+
+    def test_e003_numbers_are_finite_and_integers_fit_what_they_are_passed_to(self):
+        # Each passes a test of type and sign, and broke later: infinity in the
+        # client tag's int(HEARTBEAT * 1000), a huge integer in gc.set_threshold().
+        infinity = float("inf")
+        bad_and_good = {
+            "HEARTBEAT": (infinity, 1e6),
+            "POLL_INTERVAL": (infinity, 30),
+            "DRAIN_TIMEOUT": (infinity, 3600),
+            "MAX_STREAM_AGE": (infinity, 86400),
+            "PUBLISH_RATE": (infinity, 1e9),
+            "TASK_PROGRESS_INTERVAL": (infinity, 60),
+            "LISTEN_BACKLOG": (2**31, 2**31 - 1),
+            "GC_THRESHOLDS": ((2**31, 10, 10), (2**31 - 1, 10, 10)),
+        }
+        for name, (bad, good) in bad_and_good.items():
+            with self.subTest(name=name):
+                with notifications_settings(**{name: bad}):
+                    self.assertEqual(check_settings(None), [e003(name, RULES[name][1], bad)])
+                with notifications_settings(**{name: good}):
+                    self.assertEqual(check_settings(None), [])
 
 
 class CheckDeploymentTests(SimpleTestCase):
