@@ -255,7 +255,7 @@ async def metrics(request: HttpRequest) -> HttpResponse:
     else:
         return _plain(404, "Metrics are off: NOTIFICATIONS['METRICS_ACCESS'] is not set.")
     # Imported here: prometheus-client is an optional dependency (the
-    # "metrics" extra), needed only once the endpoint is on (check E201).
+    # "metrics" extra), needed only once the endpoint is on (check E011).
     from .metrics import CONTENT_TYPE, exposition
 
     return HttpResponse(exposition(), content_type=CONTENT_TYPE)

@@ -8,7 +8,7 @@ Events about Django task runs (``django.tasks``, Django 6.0 and later).
 
 Only available() is defined here, so that the app loads where
 ``django.tasks`` does not exist (Django 5.2): there the integration is off
-and check E202 names the options that need it.
+and check E012 names the options that need it.
 """
 
 import importlib.util
