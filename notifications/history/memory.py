@@ -39,17 +39,21 @@ class InMemoryHistory(EventHistory):
         return event
 
     async def append_many(self, items: list[tuple[str, str, str]]) -> list[Event]:
-        events = []
         with self._lock:
-            for topic, event_type, data in items:
-                self._seq += 1
-                event = Event(event_type, data, f"{self.epoch}-{self._seq}")
-                records = self._records.setdefault(topic, [])
-                records.append(Record(self._seq, topic, event))
+            # All or nothing: every record is built before the first is
+            # stored, so a failure while building one leaves the history as
+            # it was (no event, no seq used).
+            new = [
+                Record(seq, topic, Event(event_type, data, f"{self.epoch}-{seq}"))
+                for seq, (topic, event_type, data) in enumerate(items, start=self._seq + 1)
+            ]
+            for record in new:
+                records = self._records.setdefault(record.topic, [])
+                records.append(record)
                 if len(records) > 2 * self.size:
-                    self._evict(topic, records)
-                events.append(event)
-        return events
+                    self._evict(record.topic, records)
+            self._seq += len(new)
+        return [record.event for record in new]
 
     async def head(self) -> EventId:
         return EventId(self.epoch, self._seq)
