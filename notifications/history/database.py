@@ -11,8 +11,9 @@ Tables (notifications/models.py):
 - ``HistoryTopic``, per topic: how many events are kept and the highest seq
   trimmed away, so read() knows when a client asks for something gone.
 
-Atomic ids: an append is one transaction whose first statement increments
-the state row. That statement takes the row's lock (PostgreSQL, MySQL) or
+Atomic ids: an append (of one event or of a whole append_many() batch) is
+one transaction whose first statement increments the state row, by the
+number of events. That statement takes the row's lock (PostgreSQL, MySQL) or
 SQLite's write lock, so appends take turns and commit in seq order: once a
 reader sees seq N in the state row, every lower seq is committed. Starting
 with a write, rather than SELECT ... FOR UPDATE, also keeps SQLite from
@@ -36,6 +37,7 @@ shared sync thread hands the event to the serving loop and waits).
 """
 
 import secrets
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
@@ -70,7 +72,11 @@ class DatabaseHistory(EventHistory):
         self._call = sync_to_async(self._guarded, thread_sensitive=False, executor=executor)
 
     async def append(self, topic: str, event_type: str, data: str) -> Event:
-        return await self._run(self._append, topic, event_type, data)
+        [event] = await self.append_many([(topic, event_type, data)])
+        return event
+
+    async def append_many(self, items: list[tuple[str, str, str]]) -> list[Event]:
+        return await self._run(self._append_many, items)
 
     async def head(self) -> EventId:
         return await self._run(self._head)
@@ -105,20 +111,34 @@ class DatabaseHistory(EventHistory):
 
         return (model.objects.using(self.database) for model in (HistoryState, HistoryTopic, HistoryEvent))
 
-    def _append(self, topic: str, event_type: str, data: str) -> Event:
+    def _append_many(self, items: list[tuple[str, str, str]]) -> list[Event]:
+        from ..models import HistoryEvent
+
         _, topics, events = self._tables()
+        # One transaction for the whole batch: a failure anywhere in it rolls
+        # back every event and the sequence advance, so a publish reported
+        # failed leaves nothing for the hubs to deliver.
         with transaction.atomic(using=self.database):
-            epoch, seq = self._advance(1)
-            kept = topics.filter(topic=topic)
-            if not kept.update(count=F("count") + 1):
-                topics.create(topic=topic, count=1)
-            events.create(seq=seq, topic=topic, type=event_type, data=data)
-            if kept.get().count > self.size:
-                # One event over the bound: drop the topic's oldest.
-                oldest = events.filter(topic=topic).order_by("seq").values_list("seq", flat=True)[0]
-                events.filter(seq=oldest).delete()
-                kept.update(count=F("count") - 1, evicted=oldest)
-        return Event(event_type, data, f"{epoch}-{seq}")
+            epoch, last = self._advance(len(items))
+            first = last - len(items) + 1
+            events.bulk_create(
+                HistoryEvent(seq=seq, topic=topic, type=event_type, data=data)
+                for seq, (topic, event_type, data) in enumerate(items, start=first)
+            )
+            for topic, added in Counter(topic for topic, _, _ in items).items():
+                kept = topics.filter(topic=topic)
+                if not kept.update(count=F("count") + added):
+                    topics.create(topic=topic, count=added)
+                excess = kept.values_list("count", flat=True).get() - self.size
+                if excess > 0:
+                    # Over the bound: drop the topic's oldest ``excess`` events.
+                    cut = events.filter(topic=topic).order_by("seq").values_list("seq", flat=True)[excess - 1]
+                    events.filter(topic=topic, seq__lte=cut).delete()
+                    kept.update(count=F("count") - excess, evicted=cut)
+        return [
+            Event(event_type, data, f"{epoch}-{seq}")
+            for seq, (_, event_type, data) in enumerate(items, start=first)
+        ]
 
     def _head(self) -> EventId:
         states, _, _ = self._tables()
