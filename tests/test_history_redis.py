@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from notifications.exceptions import BackendUnavailable
+from notifications.exceptions import BackendUnavailable, PayloadError
 from notifications.history import EventId
 from notifications.history.memory import InMemoryHistory
 from notifications.history.redis import RedisHistory
@@ -126,6 +126,35 @@ async def test_lost_state_starts_a_new_epoch_without_ghosts_of_the_old_one(redis
     new = EventId.parse((await history.append("a", "announcement", "new")).id)
 
     assert [event.data for event in await stored_events(history, ["a"], EventId(new.epoch, 0))] == ["new"]
+
+
+async def test_a_batch_over_max_batch_is_refused_before_redis_is_asked(redis_server, monkeypatch):
+    history = RedisHistory(10, url=redis_server.url)
+    start = await history.head()
+    monkeypatch.setattr("notifications.history.redis.MAX_BATCH", 3)
+    items = [("a", "announcement", str(n)) for n in range(4)]
+
+    with pytest.raises(PayloadError, match=r"^4 events in one call; RedisHistory stores at most 3 at once\."):
+        await history.append_many(items)
+    three = await history.append_many(items[:3])
+
+    assert seqs(three) == [start.seq + 1, start.seq + 2, start.seq + 3]
+    await history.close()
+
+
+async def test_a_stream_already_holding_the_next_ids_refuses_the_whole_batch(redis_server):
+    history = RedisHistory(10, url=redis_server.url)
+    start = EventId.parse((await history.append("a", "announcement", "1")).id)
+    # What a stream left over from another history would hold: ids ahead of the sequence.
+    with redis_server.client() as client:
+        client.xadd("notifications:stream:b", {"type": "announcement", "data": "stray"}, id="5-0")
+
+    with pytest.raises(BackendUnavailable, match="notifications:stream:b already holds ids from seq 2"):
+        await history.append_many([("a", "announcement", "2"), ("b", "announcement", "3")])
+
+    assert await history.head() == start
+    assert await stored_events(history, ["a"], start) == []
+    await history.close()
 
 
 async def test_prefixes_keep_histories_apart(redis_server):

@@ -35,12 +35,18 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from ..encoding import Event
-from ..exceptions import BackendUnavailable, describe
+from ..exceptions import BackendUnavailable, PayloadError, describe
 from .base import EventHistory, EventId, Page, Record
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-# Events stored by one script in append_many().
-APPEND_CHUNK = 500
+# Most events append_many() stores in one call: it stores them with one
+# script (all or nothing), and Redis serves no other client while a script
+# runs. Measured on 2 busy cores with Redis 7.0: 10,000 events to 10,000
+# users took 0.2-0.5 s of Redis time (to one topic, 0.03 s), so streams and
+# the channel layer wait at most that long, and the reply comes well within
+# ``timeout`` (5 s by default; a reply later than ``timeout`` is reported as
+# a failure although the script goes on and stores the batch).
+MAX_BATCH = 10_000
 
 # Shared by every script: find the current epoch, or start a new one.
 _EPOCH = """
@@ -60,33 +66,85 @@ end
 
 # KEYS: state, topics, evicted, then the stream of each event. ARGV: prefix,
 # candidate epoch, size, then topic, event type and data of each event.
-# Returns the epoch and the seq of each event.
+# Returns the epoch and the seq of the first event; the others follow it.
+#
+# All or nothing: Redis runs a script without interruption but does not roll
+# it back, so a command failing halfway (a key of another type where a
+# stream goes, an entry id already in a stream) would leave the events before
+# it stored, and seqs used. Everything that could make a write fail is
+# checked before the first event is written (only a new epoch may be started
+# before), and the script refuses the whole batch with an error instead.
+# (Memory is not a risk: Redis refuses a script over maxmemory only at its
+# first write, never after it.)
 _APPEND = (
     _EPOCH
     + """
-local epoch = current_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
-local size = tonumber(ARGV[3])
-local seqs = {}
-for i = 4, #KEYS do
-    local stream = KEYS[i]
-    local at = 4 + (i - 4) * 3
-    local topic = ARGV[at]
-    local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-    seqs[#seqs + 1] = seq
-    if size == 0 then
-        redis.call('HSET', KEYS[3], topic, seq)
-    else
-        local excess = redis.call('XLEN', stream) - size + 1
-        if excess > 0 then
-            local gone = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
-            redis.call('HSET', KEYS[3], topic, string.match(gone[#gone][1], '^(%d+)'))
-        end
-        redis.call('SADD', KEYS[2], topic)
-        local id = string.format('%d-0', seq)
-        redis.call('XADD', stream, 'MAXLEN', size, id, 'type', ARGV[at + 1], 'data', ARGV[at + 2])
+for i, kind in ipairs({'hash', 'set', 'hash'}) do
+    local found = redis.call('TYPE', KEYS[i])['ok']
+    if found ~= 'none' and found ~= kind then
+        return redis.error_reply('key ' .. KEYS[i] .. ' holds a ' .. found .. ', not a ' .. kind)
     end
 end
-return {epoch, seqs}
+local epoch = current_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+local size = tonumber(ARGV[3])
+local first = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') + 1
+-- Per stream, its topic and the seqs of its events, in order.
+local streams, order = {}, {}
+for i = 4, #KEYS do
+    local stream = streams[KEYS[i]]
+    if not stream then
+        stream = {topic = ARGV[4 + (i - 4) * 3], seqs = {}, at = {}}
+        streams[KEYS[i]] = stream
+        order[#order + 1] = KEYS[i]
+        -- pcall: a key of another type answers an error, returned as is.
+        local top = redis.pcall('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+        if top['err'] then
+            return redis.error_reply(KEYS[i] .. ': ' .. top['err'])
+        end
+        if size > 0 and top[1] and tonumber(string.match(top[1][1], '^(%d+)')) >= first then
+            return redis.error_reply('stream ' .. KEYS[i] .. ' already holds ids from seq ' .. first)
+        end
+    end
+    stream.seqs[#stream.seqs + 1] = first + i - 4
+    stream.at[#stream.at + 1] = 4 + (i - 4) * 3
+end
+-- Checked: from here on no command can fail.
+redis.call('HINCRBY', KEYS[1], 'seq', #KEYS - 3)
+for _, key in ipairs(order) do
+    local stream = streams[key]
+    local added = #stream.seqs
+    if size == 0 then
+        redis.call('HSET', KEYS[3], stream.topic, string.format('%d', stream.seqs[added]))
+    else
+        -- Keep the newest size: of this batch's events, and of the stream's
+        -- before it. Events of the batch beyond that are never written, but
+        -- are recorded as evicted like any other.
+        local skipped = math.max(0, added - size)
+        local gone = nil
+        if skipped > 0 then
+            gone = string.format('%d', stream.seqs[skipped])
+        end
+        local length = redis.call('XLEN', key)
+        local excess = length + added - skipped - size
+        if excess > 0 and not gone then
+            local old = redis.call('XRANGE', key, '-', '+', 'COUNT', excess)
+            gone = string.match(old[#old][1], '^(%d+)')
+        end
+        if gone then
+            redis.call('HSET', KEYS[3], stream.topic, gone)
+        end
+        redis.call('SADD', KEYS[2], stream.topic)
+        for j = skipped + 1, added do
+            local at = stream.at[j]
+            local id = string.format('%d-0', stream.seqs[j])
+            redis.call('XADD', key, id, 'type', ARGV[at + 1], 'data', ARGV[at + 2])
+        end
+        if excess > 0 then
+            redis.call('XTRIM', key, 'MAXLEN', size)
+        end
+    end
+end
+return {epoch, first}
 """
 )
 
@@ -177,23 +235,28 @@ class RedisHistory(EventHistory):
         return event
 
     async def append_many(self, items: list[tuple[str, str, str]]) -> list[Event]:
-        events = []
-        # One script per chunk: atomic, and short enough not to hold Redis up.
-        for start in range(0, len(items), APPEND_CHUNK):
-            chunk = items[start : start + APPEND_CHUNK]
-            keys = [self._state, self._topics, self._evicted, *(self._stream(topic) for topic, _, _ in chunk)]
-            arguments = [
-                self.prefix,
-                secrets.token_hex(4),
-                self.size,
-                *(value for item in chunk for value in item),
-            ]
-            epoch, seqs = await self._run(_APPEND, keys, arguments)
-            events += [
-                Event(event_type, data, f"{epoch}-{seq}")
-                for (_, event_type, data), seq in zip(chunk, seqs, strict=True)
-            ]
-        return events
+        # One script for the whole batch, so it is stored all or nothing: a
+        # script per chunk could fail after earlier chunks were stored, and
+        # the caller, told the publish failed, would retry and duplicate them.
+        # Redis serves no other client while a script runs (streams, the
+        # channel layer, other publishers wait), so a batch is bounded.
+        if len(items) > MAX_BATCH:
+            raise PayloadError(
+                f"{len(items)} events in one call; RedisHistory stores at most {MAX_BATCH} at once. "
+                "Publish them in several calls."
+            )
+        keys = [self._state, self._topics, self._evicted, *(self._stream(topic) for topic, _, _ in items)]
+        arguments = [
+            self.prefix,
+            secrets.token_hex(4),
+            self.size,
+            *(value for item in items for value in item),
+        ]
+        epoch, first = await self._run(_APPEND, keys, arguments)
+        return [
+            Event(event_type, data, f"{epoch}-{seq}")
+            for seq, (_, event_type, data) in enumerate(items, start=int(first))
+        ]
 
     async def head(self) -> EventId:
         keys = [self._state, self._topics, self._evicted]
