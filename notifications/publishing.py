@@ -73,9 +73,12 @@ async def apublish_many(events: Iterable[tuple[str, Any] | tuple[str, Any, Any]]
     Publish several events at once and return their ids, in order.
 
     Each event is ``(event_type, data)`` or ``(event_type, data, user)``:
-    "notify these 10,000 users" is one call, one history write per
-    APPEND_CHUNK events and one channel-layer message in all. Every event is
-    checked before any is stored.
+    "notify these 10,000 users" is one call, one history write and one
+    channel-layer message in all. Every event is checked before any is
+    stored, and the history stores all of them or none: a call that raises
+    (BackendUnavailable included) leaves nothing to deliver, so it can be
+    retried without duplicates. RedisHistory refuses more than MAX_BATCH
+    (10,000) events in one call with PayloadError, before storing any.
     """
     # The same data sent to many users is encoded once. Keyed by identity,
     # so the data is kept alive here: a freed object's id can be reused.

@@ -13,13 +13,19 @@ import threading
 import time
 
 import pytest
+from django.db import connection
 
-from notifications.history import EventId
+from notifications.exceptions import BackendUnavailable
+from notifications.history import EventId, memory
 from notifications.history.database import DatabaseHistory
 from notifications.history.memory import InMemoryHistory
 from notifications.history.redis import RedisHistory
 
+from .support import stored_events
+
 TOPICS = ["a", "b", "user.7"]
+# Storing an event of this topic fails inside the backend (see broken_topic).
+BROKEN = "broken"
 
 
 @pytest.fixture(
@@ -45,9 +51,49 @@ def make_history(request):
             built.append(DatabaseHistory(size))
             return built[-1]
 
+    make.backend = request.param
     yield make
     for history in built:
         asyncio.run(history.close())
+
+
+class InjectedFailure(Exception):
+    """The in-memory history's stand-in for a backend failing mid-write."""
+
+
+@pytest.fixture
+def broken_topic(make_history, request, monkeypatch):
+    """
+    Make storing an event of topic BROKEN fail inside the backend, the way a
+    backend fails in the middle of a write: a database constraint, a Redis
+    command error, an exception while building the in-memory record.
+    """
+    if make_history.backend == "memory":
+        real_record = memory.Record
+
+        def record(seq, topic, event):
+            if topic == BROKEN:
+                raise InjectedFailure(topic)
+            return real_record(seq, topic, event)
+
+        monkeypatch.setattr(memory, "Record", record)
+        yield BROKEN
+    elif make_history.backend == "redis":
+        # A key of another type where the topic's stream goes: XADD fails.
+        with request.getfixturevalue("redis_server").client() as client:
+            client.set(f"notifications:stream:{BROKEN}", "not a stream")
+        yield BROKEN
+    else:
+        if connection.vendor != "sqlite":
+            pytest.skip("the injected failure is an SQLite trigger")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TRIGGER refuse_broken BEFORE INSERT ON notifications_history_event "
+                f"WHEN NEW.topic = '{BROKEN}' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        yield BROKEN
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse_broken")
 
 
 async def append_all(history, topics: list[str]) -> list[tuple[int, str, str]]:
@@ -61,6 +107,64 @@ async def append_all(history, topics: list[str]) -> list[tuple[int, str, str]]:
 
 def as_tuples(page) -> list[tuple[int, str, str]]:
     return [(record.seq, record.topic, record.event.data) for record in page.records]
+
+
+async def test_a_batch_gets_consecutive_seqs_in_order_and_keeps_size_per_topic(make_history):
+    history = make_history(2)
+    [(old_a, _, _), (old_b, _, _), (old_user, _, _)] = await append_all(history, ["a", "b", "user.7"])
+    start = await history.head()
+    topics = ["a", "b", "a", "a", "user.7", "a", "user.7"]
+    items = [(topic, "announcement", f'{{"n":{n}}}') for n, topic in enumerate(topics)]
+
+    events = await history.append_many(items)
+    head = await history.head()
+
+    seqs = [EventId.parse(event.id).seq for event in events]
+    batch = [(seq, topic, data) for seq, (topic, _, data) in zip(seqs, items, strict=True)]
+    assert seqs == list(range(start.seq + 1, start.seq + 8)) and head.seq == seqs[-1]
+    assert [(event.type, event.data) for event in events] == [(t, d) for _, t, d in items]
+    # a: the old event and the batch's first two are evicted, the newest two kept.
+    assert await history.read(["a"], EventId(head.epoch, seqs[2] - 1), 10) is None
+    assert as_tuples(await history.read(["a"], EventId(head.epoch, seqs[2]), 10)) == [batch[3], batch[5]]
+    # b: the old event and the batch's one fit; user.7: the old one is evicted.
+    assert as_tuples(await history.read(["b"], EventId(head.epoch, old_b - 1), 10)) == [
+        (old_b, "b", '{"n":1}'),
+        batch[1],
+    ]
+    assert await history.read(["user.7"], EventId(head.epoch, old_user - 1), 10) is None
+    assert as_tuples(await history.read(["user.7"], EventId(head.epoch, old_user), 10)) == [
+        batch[4],
+        batch[6],
+    ]
+    assert old_a < old_b < old_user
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    # The second event of a batch fails; and the last of a batch larger than
+    # the 500-event chunks RedisHistory once wrote with one script each.
+    [(1, 1), (599, 0)],
+    ids=["second-of-3", "last-of-600"],
+)
+async def test_a_batch_that_fails_midway_stores_nothing_and_uses_no_seq(
+    make_history, broken_topic, before, after
+):
+    """README: a publish is refused with nothing stored, or accepted; never reported failed and delivered."""
+    history = make_history(1000)
+    await history.append("a", "announcement", "{}")
+    start = await history.head()
+    items = [(TOPICS[n % 3], "announcement", f'{{"n":{n}}}') for n in range(before)]
+    items += [(broken_topic, "announcement", "{}")]
+    items += [("b", "announcement", f'{{"n":{n}}}') for n in range(after)]
+
+    with pytest.raises((BackendUnavailable, InjectedFailure)):
+        await history.append_many(items)
+
+    assert await history.head() == start
+    assert await stored_events(history, TOPICS, start) == []
+    # The history still works, and the failed batch left no gap in the seqs.
+    event = await history.append("a", "announcement", "{}")
+    assert EventId.parse(event.id) == EventId(start.epoch, start.seq + 1)
 
 
 async def test_seqs_grow_by_one_across_topics_and_head_is_the_last(make_history):

@@ -15,6 +15,7 @@ guarantees"):
 
 - append() assigns the seq and stores the event in one atomic step: once seq
   N is readable, every lower seq is readable too (or known evicted);
+- append_many() does the same for a whole batch: all of it or none of it;
 - read() answers from one consistent snapshot, and says up to where its
   answer is complete (``Page.through``), so a reader that continues from
   there never skips an event and never sees one twice.
@@ -66,8 +67,13 @@ class EventHistory:
         raise NotImplementedError("subclasses of EventHistory must provide append()")
 
     async def append_many(self, items: list[tuple[str, str, str]]) -> list[Event]:
-        """Store (topic, event type, data) ``items`` in order; return the events with their ids."""
-        return [await self.append(topic, event_type, data) for topic, event_type, data in items]
+        """
+        Store (topic, event type, data) ``items`` in order, with consecutive
+        seqs; return the events with their ids. All or nothing: when it
+        raises, no event of ``items`` is stored and no seq is used, so a
+        publish reported failed is never delivered.
+        """
+        raise NotImplementedError("subclasses of EventHistory must provide append_many()")
 
     async def head(self) -> EventId:
         """Return the id of the newest event (seq 0 when there is none)."""
