@@ -152,7 +152,7 @@ class OptionValueTests(SimpleTestCase):
             "MAX_TYPES_PER_STREAM": (True, 4),
             "MAX_PAYLOAD_BYTES": ("65536", 65536),
             "DRAIN_TIMEOUT": (-5, 2.5),
-            "HISTORY_OPTIONS": (None, {"key": "value"}),
+            "HISTORY_OPTIONS": (None, {}),
             "ACCESS": (["announcement"], {"announcement": "authenticated"}),
             "DEFAULT_ACCESS": ("", "auth.view_user"),
             "PUBLISH_TOKEN": ("", None),

@@ -59,7 +59,9 @@ class EventHistory:
     # Whether every process sees the same history (and so the same ids).
     shared_between_processes = False
 
-    def __init__(self, size: int, **options):
+    def __init__(self, size: int):
+        # Options are the subclasses' own keyword arguments: none is
+        # swallowed here, so an unknown one is a TypeError (check E007).
         self.size = size
 
     async def append(self, topic: str, event_type: str, data: str) -> Event:

@@ -20,7 +20,10 @@ class InMemoryHistory(EventHistory):
     restore() (see servers/runserver.py), so a reload keeps ids and catch-up.
     """
 
-    def __init__(self, size: int, **options):
+    def __init__(self, size: int):
+        # No options: a keyword in HISTORY_OPTIONS (a typo, or one meant for
+        # another backend) is a TypeError that check E007 reports, not a
+        # setting silently ignored.
         super().__init__(size)
         self.epoch = secrets.token_hex(4)
         self._seq = 0
