@@ -6,6 +6,7 @@ from django.test import override_settings
 
 from notifications.exceptions import InvalidEventId
 from notifications.history import EventId, get_history
+from notifications.history.database import DatabaseHistory
 from notifications.history.memory import InMemoryHistory
 
 from .support import stored_events
@@ -127,3 +128,20 @@ def test_get_history_is_built_once_from_settings_and_rebuilt_when_they_change():
     with override_settings(NOTIFICATIONS={**settings.NOTIFICATIONS, "HISTORY_SIZE": 3}):
         assert get_history() is not history
         assert get_history().size == 3
+
+
+def test_the_in_memory_history_takes_no_options():
+    # A typo in HISTORY_OPTIONS must not be silently dropped: check E007 reports the TypeError.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'url'"):
+        InMemoryHistory(10, url="redis://127.0.0.1:6379/0")
+
+
+def test_the_database_history_refuses_an_alias_not_in_databases():
+    # Refused when built (check E007), not at the first publish with ConnectionDoesNotExist.
+    with pytest.raises(
+        ValueError,
+        match=r"^DatabaseHistory option 'database' must be an alias in DATABASES, not 'nope'\. "
+        r"Known aliases: 'default'\.$",
+    ):
+        DatabaseHistory(10, database="nope")
+    assert DatabaseHistory(10, database="default").database == "default"

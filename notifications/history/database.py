@@ -63,9 +63,13 @@ class DatabaseHistory(EventHistory):
 
     def __init__(self, size: int, *, database: str = DEFAULT_DB_ALIAS):
         super().__init__(size)
-        if not isinstance(database, str) or not database:
+        # Checked here, not at the first publish (ConnectionDoesNotExist):
+        # check E007 builds the history and reports this ValueError.
+        known = list(connections.settings)
+        if not isinstance(database, str) or database not in known:
             raise ValueError(
-                f"DatabaseHistory option 'database' must be an alias in DATABASES, not {database!r}."
+                f"DatabaseHistory option 'database' must be an alias in DATABASES, not {database!r}. "
+                f"Known aliases: {', '.join(map(repr, known))}."
             )
         self.database = database
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifications-history")
