@@ -10,11 +10,19 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.db import connection
 from django.test import AsyncClient
 
 from notifications import apublish, apublish_many, process, publish, publish_many
-from notifications.exceptions import InvalidEventType, NotificationsError, PayloadError, PublishRefused
+from notifications.exceptions import (
+    BackendUnavailable,
+    InvalidEventType,
+    NotificationsError,
+    PayloadError,
+    PublishRefused,
+)
 from notifications.history import EventId, get_history
+from notifications.history.database import DatabaseHistory
 
 from .asgi_client import event_ids
 from .support import notifications_settings, stored_events
@@ -246,3 +254,33 @@ async def test_publish_many_from_a_generator_of_fresh_data_stores_each_events_ow
 
     stored = await stored_since(start)
     assert [event.data for event in stored] == [f'{{"n":{n}}}' for n in range(200)]
+
+
+@pytest.fixture
+def database_refusing_n2(transactional_db):
+    """A DatabaseHistory whose database refuses, mid-transaction, to store an event with data {"n":2}."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the injected failure is an SQLite trigger")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TRIGGER refuse_n2 BEFORE INSERT ON notifications_history_event "
+            """WHEN NEW.data = '{"n":2}' BEGIN SELECT RAISE(ABORT, 'database restarting'); END"""
+        )
+    history = DatabaseHistory(100)
+    yield history
+    async_to_sync(history.close)()
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER refuse_n2")
+
+
+async def test_publish_many_that_the_history_fails_midway_stores_nothing(database_refusing_n2, monkeypatch):
+    """README: a publish is refused with nothing stored, or accepted; never reported failed and delivered."""
+    history = database_refusing_n2
+    monkeypatch.setattr("notifications.publishing.get_history", lambda: history)
+    start = await history.head()
+
+    with pytest.raises(BackendUnavailable):
+        await apublish_many([("alpha", {"n": 1}), ("alpha", {"n": 2}), ("alpha", {"n": 3})])
+
+    assert await stored_events(history, ["alpha"], start) == []
+    assert await history.head() == start
