@@ -81,6 +81,7 @@ class Hub:
         """Register ``listener`` and wait until its groups are joined."""
         new_topics = not self.subscription.joined.issuperset(listener.topics)
         self.fanout.add(listener)
+        self.subscription.wanted = set(self.fanout.listeners)
         try:
             async with self._starting:
                 if self._reading is None:
@@ -89,7 +90,7 @@ class Hub:
             # A leave in progress may still count this listener's topics as
             # joined: wait for it, then join again whatever it left.
             if new_topics or self.subscription.busy:
-                await self.subscription.sync(set(self.fanout.listeners))
+                await self.subscription.sync()
                 # Events published while the group was being joined were
                 # announced to nobody here.
                 self.reader.request()
@@ -101,6 +102,7 @@ class Hub:
     def remove(self, listener: Listener) -> None:
         """Forget ``listener`` now; leave groups nobody here listens to."""
         if self.fanout.remove(listener):
+            self.subscription.wanted = set(self.fanout.listeners)
             # remove() runs in a stream's finally, often during cancellation:
             # it must not await, so the group leave runs as its own task.
             self._spawn(self._leave_groups())
@@ -134,10 +136,11 @@ class Hub:
     async def close(self) -> None:
         """Stop reading and leave every group (used when a loop ends)."""
         self.fanout.listeners.clear()
+        self.subscription.wanted = set()
         await self._sync_groups()
 
     async def _sync_groups(self) -> None:
-        await self.subscription.sync(set(self.fanout.listeners))
+        await self.subscription.sync()
         # A stream may have opened while the groups were being left.
         if not self.fanout.listeners and self._reading is not None:
             self._reading.cancel()
@@ -147,7 +150,8 @@ class Hub:
         try:
             await self._sync_groups()
         except Exception as exc:
-            # The next change of listeners leaves whatever group is still unwanted.
+            # The next sync (a change of listeners, or the refresh within
+            # REFRESH_INTERVAL) leaves whatever group is still unwanted.
             self.stats.layer_errors += 1
             logger.warning("Channel layer group_discard failed error=%r", describe(exc))
 

@@ -8,6 +8,12 @@ themselves from history. So a layer that drops a message (a member over
 until the next message or the hub's poll, and nothing else. A receive that
 fails (Redis restarting) is retried with backoff, and every group is joined
 again once it works: the layer may have restarted without our memberships.
+
+The hub says which topics it wants (``wanted``); every sync, whether for a
+change of listeners, the periodic refresh or a rejoin, reads it once the
+previous sync is over and makes ``joined`` match it. So a refresh that starts
+while a group is being joined or left cannot undo that, and a leave that
+failed is done by the next sync.
 """
 
 import asyncio
@@ -67,6 +73,11 @@ class Subscription:
         self.on_rejoined = on_rejoined
         self.stats = stats
         self.channel: str | None = None
+        # The topics whose groups the channel should be in: set by the hub
+        # alone, whenever its listeners change.
+        self.wanted: set[str] = set()
+        # The groups it is in, or may still be in: a topic whose leave failed
+        # stays here until a later sync leaves it.
         self.joined: set[str] = set()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
@@ -76,12 +87,15 @@ class Subscription:
         """Whether a join or leave is under way."""
         return self._lock.locked()
 
-    async def sync(self, wanted: set[str], refresh: bool = False) -> None:
+    async def sync(self, refresh: bool = False) -> None:
         """
         Join the group of every ``wanted`` topic and leave the others; with
         ``refresh``, join again the groups already joined.
         """
         async with self._lock:
+            # Read only now: a sync that waited for the lock must not undo
+            # what the hub asked for meanwhile.
+            wanted = set(self.wanted)
             if wanted and self.channel is None:
                 self.channel = await self.layer.new_channel("notifications.")
                 self._spawn(self._receive_loop(self.channel))
@@ -141,9 +155,12 @@ class Subscription:
                 logger.warning("Refreshing groups failed error=%r; next in %ss", describe(error), interval)
 
     async def _join_again(self) -> Exception | None:
-        """Join every group again; return the error if that failed (it is counted)."""
+        """
+        Join every wanted group again and leave any other (a leave that
+        failed); return the error if that failed (it is counted).
+        """
         try:
-            await self.sync(set(self.joined), refresh=True)
+            await self.sync(refresh=True)
         except Exception as exc:
             self.stats.layer_errors += 1
             return exc
