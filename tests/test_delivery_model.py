@@ -8,14 +8,19 @@ share one history. Publishers call the real apublish(), some while the
 layer's group_send fails; the layer's capacity is tiny, so bursts overflow
 it. Clients read the real event_stream() and, like EventSource, reconnect
 with the last id they received, to any process, after a slow-client close, a
-drain, or whenever the model says so.
+drain, or whenever the model says so. The wrapper also fails or slows down
+group_add and group_discard, and the model starts a process's group refresh
+(the same as its rejoin after a failed receive) at any time, so it may race a
+join or a leave.
 
 After every step the model checks what a client may already rely on: the
 events of its topics reach it in strictly increasing seq order, never twice,
 and without a hole below the newest one it has. When the model settles
 (every hub read the history, every client read its stream), every client has
-every event published to its topics. The history never evicts here, so a
-``stream_reset`` is itself a failure.
+every event published to its topics, and once every process refreshed its
+groups, each process is in the group of exactly the topics its open streams
+listen to. The history never evicts here, so a ``stream_reset`` is itself a
+failure.
 """
 
 import asyncio
@@ -29,10 +34,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from notifications import apublish, process
+from notifications.conf import setting
+from notifications.encoding import encode_retry
 from notifications.history import EventId, get_history, reset_history
 from notifications.hub import Hub
+from notifications.protocol import EVERY_HUB_GROUP
 from notifications.streams import event_stream
 from notifications.testing import parse_stream
+from notifications.topics import group_name
 
 from .support import notifications_settings
 
@@ -40,6 +49,9 @@ PROCESSES = 2
 TOPICS = ["alpha", "beta"]
 # Loop turns that let wake-ups, reads and streams run after a step.
 TURNS = 30
+# Loop turns a slow group_add or group_discard takes: more than a step's
+# TURNS, so the next step runs while it is in flight.
+SLOW_GROUP_CALL_TURNS = 2 * TURNS
 
 
 class FlakySendLayer(InMemoryChannelLayer):
@@ -55,7 +67,7 @@ class FlakySendLayer(InMemoryChannelLayer):
 
 
 class FaultyLayer:
-    """One process's view of the shared layer, with faults on its receives."""
+    """One process's view of the shared layer, with faults on its receives and group calls."""
 
     def __init__(self, inner: InMemoryChannelLayer):
         self.inner = inner
@@ -64,15 +76,37 @@ class FaultyLayer:
         self.faults: list[str] = []
         self.held: list[dict] = []
         self.replay: list[dict] = []
+        # Faults applied to the next group_add/group_discard calls, in order:
+        # "fail" (Redis restarting) or "slow" (Redis taking its time).
+        self.group_faults: list[str] = []
+        # Every channel this process opened: a group still holding an old one
+        # after the process stopped listening leaked.
+        self.channels: list[str] = []
 
     async def new_channel(self, prefix="specific."):
-        return await self.inner.new_channel(prefix)
+        channel = await self.inner.new_channel(prefix)
+        self.channels.append(channel)
+        return channel
 
     async def group_add(self, group, channel):
+        await self._group_fault()
         await self.inner.group_add(group, channel)
 
     async def group_discard(self, group, channel):
+        await self._group_fault()
         await self.inner.group_discard(group, channel)
+
+    async def _group_fault(self) -> None:
+        fault = self.group_faults.pop(0) if self.group_faults else None
+        if fault == "slow":
+            for _ in range(SLOW_GROUP_CALL_TURNS):
+                await asyncio.sleep(0)
+        if fault == "fail":
+            raise ConnectionError("injected group call failure")
+
+    def groups(self) -> set[str]:
+        """The groups that hold one of this process's channels."""
+        return {group for group, members in self.inner.groups.items() if members.keys() & set(self.channels)}
 
     async def receive(self, channel):
         for _ in range(10_000):
@@ -170,6 +204,7 @@ class DeliveryModel(RuleBasedStateMachine):
         # Seq -> topic of every accepted publish.
         self.published: dict[int, str] = {}
         self.all_clients: list[Client] = []
+        self.refreshes: list[asyncio.Task] = []
 
     async def _make_hubs(self) -> list[Hub]:
         return [Hub(layer=layer, history=get_history(), poll_interval=3600) for layer in self.layers]
@@ -242,10 +277,18 @@ class DeliveryModel(RuleBasedStateMachine):
     def connect(self, client: Client, process: int) -> None:
         stream = event_stream(list(client.topics), client.last_id, hub=self.hubs[process])
 
+        async def read_and_close(stream, connection: Connection) -> None:
+            # Closed when the reading ends, cancelled while paused too, as the
+            # server closes a response's body: its finally unregisters the listener.
+            try:
+                await read_stream(stream, connection, client)
+            finally:
+                await stream.aclose()
+
         async def start():
             connection = Connection(process, None)
             connection.paused.set()
-            connection.task = asyncio.ensure_future(read_stream(stream, connection, client))
+            connection.task = asyncio.ensure_future(read_and_close(stream, connection))
             return connection
 
         client.connection = self.run(start())
@@ -286,6 +329,24 @@ class DeliveryModel(RuleBasedStateMachine):
         """Apply ``fault`` to the next ``count`` messages this process receives."""
         self.layers[process].faults.extend([fault] * count)
 
+    @rule(
+        process=st.integers(0, PROCESSES - 1),
+        fault=st.sampled_from(["fail", "slow"]),
+        count=st.integers(1, 3),
+    )
+    def inject_group_faults(self, process, fault, count):
+        """Apply ``fault`` to the next ``count`` group_add/group_discard calls of this process."""
+        self.layers[process].group_faults.extend([fault] * count)
+
+    @rule(process=st.integers(0, PROCESSES - 1))
+    def refresh_groups(self, process):
+        """
+        The process joins its groups again, as every REFRESH_INTERVAL or after
+        a failed receive, maybe while a join or leave is in flight: not awaited.
+        """
+        self.refreshes.append(self.loop.create_task(self.hubs[process].subscription._join_again()))
+        self.run(asyncio.sleep(0))
+
     @rule(process=st.integers(0, PROCESSES - 1))
     def release_delayed_messages(self, process):
         self.layers[process].release()
@@ -315,7 +376,12 @@ class DeliveryModel(RuleBasedStateMachine):
         # The drain delivers what is pending first, which may overflow a
         # stream's (tiny, here) queue: such a stream ends as too slow.
         slow += hub.stats.slow_clients_closed - slow_before
-        assert len(here) - len(farewells) <= slow, "only streams closed as slow end without farewell"
+        # A stream whose groups could not be joined (an injected group call
+        # failure, maybe during the drain) ends at once with retry alone.
+        retry_alone = encode_retry(setting("RETRY_MS"))
+        unstarted = [connection for connection in here if connection.body == retry_alone]
+        without_farewell = len(here) - len(farewells) - len(unstarted)
+        assert without_farewell <= slow, "only streams closed as slow end without farewell"
 
     @rule(client=clients)
     def come_back_if_ended(self, client):
@@ -345,6 +411,7 @@ class DeliveryModel(RuleBasedStateMachine):
     def settle_and_check_everything_arrived(self):
         for layer in self.layers:
             layer.faults.clear()
+            layer.group_faults.clear()
             layer.release()
         for client in self.all_clients:
             client.connection.paused.set()
@@ -363,6 +430,30 @@ class DeliveryModel(RuleBasedStateMachine):
             missing = self.owed(client, up_to=head) - set(client.seqs)
             assert not missing, f"{sorted(missing)} never reached a client of {client.topics}"
         self.events_arrive_in_order_once_and_without_holes()
+        self.check_groups_after_a_refresh()
+
+    def check_groups_after_a_refresh(self):
+        """
+        Once the refreshes in flight ended and each process refreshed its
+        groups once more (the next REFRESH_INTERVAL), each is in the group of
+        exactly the topics its open streams listen to: none missing (its
+        streams would wait for the poll), none leaked.
+        """
+
+        async def refresh_every_hub() -> list:
+            await asyncio.gather(*self.refreshes, return_exceptions=True)
+            return [await hub.subscription._join_again() for hub in self.hubs]
+
+        assert self.run(refresh_every_hub()) == [None] * PROCESSES
+        for number, layer in enumerate(self.layers):
+            topics = {
+                topic
+                for client in self.all_clients
+                if client.connection.process == number and not client.connection.ended
+                for topic in client.topics
+            }
+            expected = {group_name(topic) for topic in topics} | ({EVERY_HUB_GROUP} if topics else set())
+            assert layer.groups() == expected, f"process {number}: streams on {sorted(topics)}"
 
 
 DeliveryModel.TestCase.settings = settings(
