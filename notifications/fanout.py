@@ -246,14 +246,18 @@ class Fanout:
             if not listeners:
                 continue
             frame = encode_event(record.event)
+            seq = record.seq
             for listener in listeners:
                 # A closed listener stays here until its stream wakes up and
                 # leaves; it must be counted as slow once, not once per event.
-                was_open = listener.close_reason is None
-                if listener.deliver(record.seq, frame, wake=False):
+                # One still catching up, or that has this event, gets no frame:
+                # counting or waking it would report deliveries that never were.
+                if listener.close_reason is not None or not listener.live or seq <= listener.position:
+                    continue
+                if listener.deliver(seq, frame, wake=False):
                     delivered += 1
                     woken.append(listener)
-                elif was_open and listener.close_reason == SLOW:
+                elif listener.close_reason == SLOW:
                     self.stats.slow_clients_closed += 1
         # Frames are queued now, in order; only when each stream writes them is spread.
         self.wakeups.add(woken)

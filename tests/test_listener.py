@@ -146,3 +146,22 @@ async def test_a_listener_given_two_events_before_its_turn_is_woken_once_with_bo
     assert listener.take().count(b"id: ") == 2
     await asyncio.sleep(0)  # Nothing else is pending for it.
     assert not listener.wakeup.is_set()
+
+
+async def test_only_frames_queued_are_counted_as_delivered_and_wake_a_stream():
+    from notifications.fanout import Fanout
+    from notifications.stats import HubStats
+
+    fanout = Fanout(HubStats())
+    catching_up = Listener(["news"], 100, 1 << 20)  # Still reading history by itself.
+    has_it = Listener(["news"], 100, 1 << 20)
+    has_it.go_live(1)
+    fanout.add(catching_up)
+    fanout.add(has_it)
+
+    fanout.deliver([record(1)])
+    await asyncio.sleep(0)  # Let the sliced wake-ups run.
+
+    assert (catching_up.frames, has_it.frames) == ([], [])
+    assert fanout.stats.events_delivered == 0
+    assert not catching_up.wakeup.is_set() and not has_it.wakeup.is_set()
