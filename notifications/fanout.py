@@ -264,8 +264,15 @@ class Fanout:
         self.stats.events_delivered += delivered
 
     def reset(self, frame: bytes, position: int) -> int:
-        """Send every listener ``frame`` in place of what it queued; return how many."""
-        listeners = {listener for by_topic in self.listeners.values() for listener in by_topic}
+        """Send every live listener ``frame`` in place of what it queued; return how many."""
+        # One still catching up finds out from its own read; made live here,
+        # it would also send the page it read, then go back to ``position``.
+        listeners = {
+            listener
+            for by_topic in self.listeners.values()
+            for listener in by_topic
+            if listener.live and listener.close_reason is None
+        }
         for listener in listeners:
             listener.reset(frame, position)
         return len(listeners)

@@ -13,6 +13,10 @@ whose calls take time (Redis) where the in-memory one answers at once.
   to get its answer moves it past events not yet read for a stream that is
   already live. Seen in tests/test_scaling_redis.py's rolling restart (a
   reconnect to the restarted process got 43, 44, 47).
+- A reconnect while the reader resets streams whose events were evicted
+  before it read them: the head the reset resumes from was taken before the
+  reconnect's own read, which went further; the reconnect must neither be
+  sent back to that head nor get its events twice.
 """
 
 import asyncio
@@ -21,8 +25,9 @@ from notifications.history import EventId, get_history
 from notifications.hub import Hub
 from notifications.publishing import apublish
 from notifications.streams import event_stream
+from notifications.testing import parse_stream
 
-from .support import wait_until
+from .support import notifications_settings, wait_until
 
 
 class GatedHistory:
@@ -30,6 +35,8 @@ class GatedHistory:
     The project's history, except that one read of ``topics`` waits for
     ``gate`` before it takes its answer, as a read queued for a Redis
     connection does; and so does each head() while ``heads`` holds gates.
+    Each head() while ``answered_heads`` holds gates takes its answer, then
+    waits: a reply in flight.
     """
 
     def __init__(self, inner):
@@ -38,11 +45,17 @@ class GatedHistory:
         self.gate = asyncio.Event()
         self.waiting = asyncio.Event()
         self.heads: list[asyncio.Event] = []
+        self.answered_heads: list[asyncio.Event] = []
 
     async def head(self):
         if self.heads:
             await self.heads.pop(0).wait()
-        return await self.inner.head()
+        head = await self.inner.head()
+        if self.answered_heads:
+            gate = self.answered_heads.pop(0)
+            self.waiting.set()
+            await gate.wait()
+        return head
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -122,3 +135,37 @@ async def test_streams_opening_at_once_on_an_idle_hub_miss_no_event():
         await second.aclose()
         await hub.close()
     assert f"id: {event_id}\n".encode() in frames, f"the first stream never got {event_id}"
+
+
+async def test_a_reset_of_the_live_streams_during_a_reconnect_neither_repeats_events_nor_goes_back():
+    with notifications_settings(HISTORY_SIZE=5):
+        inner = get_history()
+        history = GatedHistory(inner)
+        hub = Hub(history=history, poll_interval=60)
+        first = event_stream(["alpha"], None, hub=hub)
+        await anext(first)
+        # Their announcements lost (a layer over capacity): the hub's cursor
+        # is now behind what alpha's history still holds.
+        ids = [(await inner.append("alpha", "alpha", str(n))).id for n in range(10)]
+        # The hub reads, finds alpha evicted past its cursor and asks for the head...
+        reply = asyncio.Event()
+        history.answered_heads = [reply]
+        hub.reader.request()
+        await asyncio.wait_for(history.waiting.wait(), 5)
+        # ... and while that answer is in flight two more events are stored
+        # and a client reconnects with the 8th id (still in history).
+        ids += [(await inner.append("alpha", "alpha", str(n))).id for n in (10, 11)]
+        second = event_stream(["alpha"], ids[7], hub=hub)
+        opening = asyncio.ensure_future(read_until_id(second, "no such id", 0.5))
+        await asyncio.sleep(0.05)
+        reply.set()
+        await asyncio.sleep(0.1)
+        hub.reader.request()  # The next wake-up or poll.
+        try:
+            frames = await opening
+        finally:
+            await first.aclose()
+            await second.aclose()
+            await hub.close()
+    received = [frame.id for frame in parse_stream(frames) if frame.id]
+    assert received == ids[8:], f"published {ids}"
