@@ -40,10 +40,8 @@ async def catch_up(
         # first event would come back without Last-Event-ID and miss what
         # was published meanwhile. A frame with an id and no data sets the
         # browser's last event id and fires no event.
-        async with reader.lock:
-            listener.go_live(reader.cursor)
-            position = encode_position(str(reader.position))
-        yield position
+        position = await reader.open(listener)
+        yield encode_position(str(position))
         return
     try:
         after = EventId.parse(last_event_id)
@@ -72,7 +70,8 @@ async def catch_up(
             page = await _join_live(reader, listener, page)
         elif len(page.records) < PAGE_SIZE:
             # The history started a new epoch that the reader has not read
-            # yet: its next read resets every listener, this one included.
+            # yet: its next read resets the live listeners and moves to that
+            # epoch; this one reads on and joins it.
             await reader.pump()
         if page.records:
             reader.stats.events_replayed += len(page.records)
@@ -100,12 +99,12 @@ async def _join_live(reader: HistoryReader, listener: Listener, page: Page) -> P
             if rest is None or len(rest.records) == PAGE_SIZE:
                 return page  # Read on, or reset, without the lock.
             page = Page(page.records + rest.records, rest.through)
-        listener.go_live(page.through.seq)
+        reader.go_live(listener, page.through.seq)
         return page
 
 
 def _reset(reader: HistoryReader, listener: Listener, reason: str, has: int = 0) -> bytes:
     # Caller holds reader.lock.
     reader.stats.resets[reason] += 1
-    listener.go_live(max(reader.cursor, has))
+    reader.go_live(listener, max(reader.cursor, has))
     return reset_frame(reason, EventId(reader.epoch, listener.position))

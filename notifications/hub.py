@@ -103,6 +103,7 @@ class Hub:
         """Forget ``listener`` now; leave groups nobody here listens to."""
         if self.fanout.remove(listener):
             self.subscription.wanted = set(self.fanout.listeners)
+            self.reader.forget(listener.topics)
             # remove() runs in a stream's finally, often during cancellation:
             # it must not await, so the group leave runs as its own task.
             self._spawn(self._leave_groups())

@@ -12,12 +12,12 @@ import json
 from channels.layers import get_channel_layer
 
 from notifications.encoding import encode_event
-from notifications.history import get_history
+from notifications.history import EventId, get_history
 from notifications.hub import get_hub
-from notifications.protocol import layer_message
+from notifications.protocol import HISTORY_UNAVAILABLE, layer_message, reset_frame
 from notifications.streams import event_stream
 
-from .support import wait_until
+from .support import notifications_settings, wait_until
 
 RETRY = b"retry: 2000\n\n"
 
@@ -70,6 +70,27 @@ async def test_events_before_a_reset_that_are_announced_late_are_not_sent():
 
     assert await anext(stream) == encode_event(newer)
     await stream.aclose()
+
+
+async def test_events_evicted_before_the_hub_read_them_reset_only_the_streams_of_their_topic():
+    with notifications_settings(HISTORY_SIZE=5):
+        history = get_history()
+        alpha, beta = event_stream(["alpha"], None), event_stream(["beta"], None)
+        await anext(alpha)
+        await anext(beta)
+        # Stored, their announcements lost (a layer over capacity): evicted
+        # before the hub reads them.
+        for n in range(10):
+            await history.append("alpha", "alpha", str(n))
+        newer = await history.append("beta", "beta", "10")
+        await announce_again(newer)
+
+        # alpha resumes from the head the hub found.
+        assert await anext(alpha) == reset_frame(HISTORY_UNAVAILABLE, EventId.parse(newer.id))
+        assert await anext(beta) == encode_event(newer)
+        assert get_hub().stats.open_streams_reset == 1
+        await alpha.aclose()
+        await beta.aclose()
 
 
 async def test_a_malformed_layer_message_is_counted_and_delivery_goes_on():
