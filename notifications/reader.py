@@ -15,15 +15,14 @@ When the history cannot answer from the cursor because it started a new
 epoch, every stream gets ``stream_reset`` with the position it resumes from:
 never a silent gap. When it cannot because events of some topics were
 evicted before they were read here, only the streams that had not received
-those events are reset; the others lose nothing and are not disturbed, and
-the evicted topics are read from where their streams now are (``floors``)
-until the cursor passes that. A stream that opens with a Last-Event-ID reads
-the history by itself first (catchup.py).
+those events are reset (evictions.py). A stream that opens with a
+Last-Event-ID reads the history by itself first (catchup.py).
 """
 
 import asyncio
 import logging
 
+from .evictions import Evictions
 from .exceptions import InvalidEventId, describe
 from .fanout import Fanout, Listener
 from .history import EventHistory, EventId, Page, get_history
@@ -48,14 +47,7 @@ class HistoryReader:
         self.stats = stats
         self.epoch: str | None = None
         self.cursor = 0
-        # Per topic whose events up to there were evicted before they were
-        # read here, the seq (above the cursor) it is read after: no live
-        # listener of it takes an event at or below it. Usually empty.
-        self.floors: dict[str, int] = {}
-        # Topics whose events after the cursor are owed to a stream here: a
-        # listener went live on them, or they were listened to when the
-        # cursor was set to the head, since they last had no listener here.
-        self.live_topics: set[str] = set()
+        self.evictions = Evictions(fanout, stats)
         # Held while the cursor moves, so a stream joining the live fan-out
         # (catchup.py) sees a cursor that is not about to change under it.
         self.lock = asyncio.Lock()
@@ -74,22 +66,20 @@ class HistoryReader:
         async with self.lock:
             head = await self.history.head()
             self.epoch, self.cursor = head.epoch, head.seq
-            self.floors.clear()
             # Their streams opened before that head: nothing of theirs went
             # by unread.
-            self.live_topics = set(self.fanout.listeners)
+            self.evictions.restart()
 
     async def open(self, listener: Listener) -> EventId:
         """Make a new stream's ``listener`` live; return the position it starts from."""
         head = None
-        if not self.live_topics.issuperset(listener.topics):
-            # Nobody here listened to one of its topics, so nobody read it:
-            # a burst there may have evicted events after the cursor. They
-            # were published before this stream opened; start after them
-            # rather than reset a stream that has just opened.
+        if self.evictions.unread(listener):
+            # A burst may have evicted events of its topics after the cursor.
+            # They were published before this stream opened; start after
+            # them rather than reset a stream that has just opened.
             head = await self.history.head()
         async with self.lock:
-            position = max([self.cursor, *(self.floors.get(topic, 0) for topic in listener.topics)])
+            position = self.evictions.start_of(listener, self.cursor)
             if head is not None and head.epoch == self.epoch:
                 position = max(position, head.seq)
             self.go_live(listener, position)
@@ -98,23 +88,11 @@ class HistoryReader:
     def go_live(self, listener: Listener, position: int) -> None:
         """Make ``listener`` take live events after ``position``. Caller holds self.lock."""
         listener.go_live(position)
-        for topic in listener.topics:
-            self.live_topics.add(topic)
-            floor = self.floors.get(topic)
-            if floor is not None and position < floor:
-                # Read its events after ``position`` for this listener: the
-                # catch-up that brought it here read that far and no further.
-                if position > self.cursor:
-                    self.floors[topic] = position
-                else:
-                    del self.floors[topic]
+        self.evictions.went_live(listener, position, self.cursor)
 
     def forget(self, topics: list[str]) -> None:
         """Forget those of ``topics`` no listener here listens to any more."""
-        for topic in topics:
-            if topic not in self.fanout.listeners:
-                self.live_topics.discard(topic)
-                self.floors.pop(topic, None)
+        self.evictions.forget(topics)
 
     def wake(self, message: dict) -> None:
         """Handle a layer message: read history unless it announces nothing new."""
@@ -166,28 +144,18 @@ class HistoryReader:
                     continue
                 self.fanout.deliver(page.records)
                 self.cursor = page.through.seq
-                if self.floors:
-                    self.floors = {topic: seq for topic, seq in self.floors.items() if seq > self.cursor}
+                self.evictions.passed(self.cursor)
                 if len(page.records) < PAGE_SIZE:
                     return
                 # Let streams send this page before the next one fills their queues.
                 await asyncio.sleep(0)
             self._requested.set()
 
-    def _starts(self, topics: list[str]) -> dict[int, list[str]]:
-        """``topics`` by the seq they are read after."""
-        if not self.floors:
-            return {self.cursor: topics}
-        starts: dict[int, list[str]] = {}
-        for topic in topics:
-            starts.setdefault(self.floors.get(topic, self.cursor), []).append(topic)
-        return starts
-
     async def _read(self, topics: list[str]) -> Page | None:
         # One read in the normal case; one per floor while evicted topics
         # are read from further on, merged into one page in seq order.
         pages = []
-        for start, group in self._starts(topics).items():
+        for start, group in self.evictions.starts(topics, self.cursor).items():
             self.stats.history_reads += 1
             page = await self.history.read(group, EventId(self.epoch, start), PAGE_SIZE)
             if page is None:
@@ -212,96 +180,12 @@ class HistoryReader:
         that lost events. Return whether reading can go on. Caller holds self.lock.
         """
         head = await self.history.head()
-        if head.epoch != self.epoch or head.seq < self.cursor:
-            await self._reset(head)
-            return False
-        evicted = []
-        for start, group in self._starts(topics).items():
-            evicted += [(topic, start) for topic in await self._evicted(group, start)]
-        if not evicted:
-            # Every topic answers on its own, yet not together: nothing to
-            # tell which streams lost what. Reset them all, as for a new epoch.
-            await self._reset(head)
-            return False
-        lost: set[Listener] = set()
-        for topic, start in evicted:
-            lost.update(await self._behind(topic, start))
-        frames: dict[int, bytes] = {}
-        for listener in lost:
-            # Never back: head() may answer from before a catch-up that took
-            # this listener further.
-            resume = max(head.seq, listener.position)
-            frame = frames.get(resume)
-            if frame is None:
-                frame = frames[resume] = reset_frame(HISTORY_UNAVAILABLE, EventId(self.epoch, resume))
-            listener.reset(frame, resume)
-        for topic, _ in evicted:
-            # Everyone live on it is now past what was evicted.
-            floor = min((listener.position for listener in self._live(topic)), default=head.seq)
-            if floor > self.cursor:
-                self.floors[topic] = floor
-        self.stats.open_streams_reset += len(lost)
-        logger.warning(
-            "Streams cannot catch up from history; reset streams=%d topics=%s head=%s",
-            len(lost),
-            ",".join(sorted(topic for topic, _ in evicted)),
-            head,
-        )
-        return True
-
-    def _live(self, topic: str) -> list[Listener]:
-        return [
-            listener
-            for listener in self.fanout.listeners.get(topic, ())
-            if listener.live and listener.close_reason is None
-        ]
-
-    async def _evicted(self, topics: list[str], start: int) -> list[str]:
-        """Return which of ``topics`` the history cannot answer after ``start``: by halves."""
-        after = EventId(self.epoch, start)
-        if await self._answers(topics, after):
-            return []
-        evicted, failing = [], [topics]
-        # A binary tree with len(topics) leaves has fewer than 2 * len(topics) nodes.
-        for _ in range(2 * len(topics)):
-            if not failing:
-                break
-            part = failing.pop()
-            if len(part) == 1:
-                evicted += part
-                continue
-            half = len(part) // 2
-            for piece in (part[:half], part[half:]):
-                if not await self._answers(piece, after):
-                    failing.append(piece)
-        return evicted
-
-    async def _behind(self, topic: str, start: int) -> list[Listener]:
-        """
-        Return the live listeners of ``topic`` that lost events: the history
-        cannot answer after ``start`` for it, nor after where they are.
-        """
-        listeners = self._live(topic)
-        # Each has every event of its topics up to the cursor, and up to its
-        # position (a catch-up or a new stream may have taken it further).
-        ahead = sorted({listener.position for listener in listeners if listener.position > start})
-        # The history answers after a position once it answers after a lower one:
-        # find the lowest position it answers after, by halves.
-        low, high = 0, len(ahead)
-        for _ in range(len(ahead).bit_length() + 1):
-            if low >= high:
-                break
-            middle = (low + high) // 2
-            if await self._answers([topic], EventId(self.epoch, ahead[middle])):
-                high = middle
-            else:
-                low = middle + 1
-        answered = ahead[low] if low < len(ahead) else None
-        return [listener for listener in listeners if answered is None or listener.position < answered]
-
-    async def _answers(self, topics: list[str], after: EventId) -> bool:
-        self.stats.history_reads += 1
-        return await self.history.read(topics, after, 1) is not None
+        same_epoch = head.epoch == self.epoch and head.seq >= self.cursor
+        if same_epoch and await self.evictions.recover(self.history, topics, self.cursor, head):
+            return True
+        # A new epoch, or no single topic to blame: nothing here can be resumed.
+        await self._reset(head)
+        return False
 
     async def _reset(self, head: EventId) -> None:
         # Caller holds self.lock. The history started a new epoch (Redis
@@ -309,7 +193,7 @@ class HistoryReader:
         # had already answered with: nothing here can be resumed.
         frame = reset_frame(HISTORY_UNAVAILABLE, head)
         self.epoch, self.cursor = head.epoch, head.seq
-        self.floors.clear()
+        self.evictions.floors.clear()
         count = self.fanout.reset(frame, head.seq)
         self.stats.open_streams_reset += count
         logger.warning("Streams cannot catch up from history; reset streams=%d head=%s", count, head)
