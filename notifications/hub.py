@@ -57,6 +57,8 @@ class Hub:
             on_rejoined=self.reader.request,
             stats=self.stats,
         )
+        # The topics listened to here, live: no copy per stream opened or closed.
+        self.subscription.wanted = self.fanout.listeners.keys()
         self.poll_interval = setting("POLL_INTERVAL") if poll_interval is None else poll_interval
         self.drain_seconds: float | None = None
         self._reading: asyncio.Task | None = None
@@ -81,7 +83,6 @@ class Hub:
         """Register ``listener`` and wait until its groups are joined."""
         new_topics = not self.subscription.joined.issuperset(listener.topics)
         self.fanout.add(listener)
-        self.subscription.wanted = set(self.fanout.listeners)
         try:
             async with self._starting:
                 if self._reading is None:
@@ -102,7 +103,6 @@ class Hub:
     def remove(self, listener: Listener) -> None:
         """Forget ``listener`` now; leave groups nobody here listens to."""
         if self.fanout.remove(listener):
-            self.subscription.wanted = set(self.fanout.listeners)
             self.reader.forget(listener.topics)
             # remove() runs in a stream's finally, often during cancellation:
             # it must not await, so the group leave runs as its own task.
@@ -137,7 +137,6 @@ class Hub:
     async def close(self) -> None:
         """Stop reading and leave every group (used when a loop ends)."""
         self.fanout.listeners.clear()
-        self.subscription.wanted = set()
         await self._sync_groups()
 
     async def _sync_groups(self) -> None:

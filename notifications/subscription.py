@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Protocol
 
 from .exceptions import describe
@@ -73,9 +74,9 @@ class Subscription:
         self.on_rejoined = on_rejoined
         self.stats = stats
         self.channel: str | None = None
-        # The topics whose groups the channel should be in: set by the hub
-        # alone, whenever its listeners change.
-        self.wanted: set[str] = set()
+        # The topics whose groups the channel should be in: the hub's, and
+        # changed by the hub alone.
+        self.wanted: AbstractSet[str] = set()
         # The groups it is in, or may still be in: a topic whose leave failed
         # stays here until a later sync leaves it.
         self.joined: set[str] = set()
