@@ -140,6 +140,15 @@ class CheckSettingsTests(SimpleTestCase):
 class OptionValueTests(SimpleTestCase):
     """E003: each option's value, one rule per option (notifications.checks.RULES)."""
 
+    def assert_refused_and_accepted(self, bad_and_good: dict) -> None:
+        """Check that each option's bad value is E003 and its good value passes."""
+        for name, (bad, good) in bad_and_good.items():
+            with self.subTest(name=name):
+                with notifications_settings(**{name: bad}):
+                    self.assertEqual(check_settings(None), [e003(name, RULES[name][1], bad)])
+                with notifications_settings(**{name: good}):
+                    self.assertEqual(check_settings(None), [])
+
     def test_e003_each_rule_refuses_a_bad_value_and_accepts_a_good_one(self):
         bad_and_good = {
             "HEARTBEAT": (0, 0.5),
@@ -176,12 +185,7 @@ class OptionValueTests(SimpleTestCase):
             "EMBEDDED_TASK_WORKER": ("", None),
         }
         self.assertEqual(set(bad_and_good), set(RULES))
-        for name, (bad, good) in bad_and_good.items():
-            with self.subTest(name=name):
-                with notifications_settings(**{name: bad}):
-                    self.assertEqual(check_settings(None), [e003(name, RULES[name][1], bad)])
-                with notifications_settings(**{name: good}):
-                    self.assertEqual(check_settings(None), [])
+        self.assert_refused_and_accepted(bad_and_good)
 
     def test_e003_numbers_are_finite_and_integers_fit_what_they_are_passed_to(self):
         # Each passes a test of type and sign, and broke later: infinity in the
@@ -197,12 +201,7 @@ class OptionValueTests(SimpleTestCase):
             "LISTEN_BACKLOG": (2**31, 2**31 - 1),
             "GC_THRESHOLDS": ((2**31, 10, 10), (2**31 - 1, 10, 10)),
         }
-        for name, (bad, good) in bad_and_good.items():
-            with self.subTest(name=name):
-                with notifications_settings(**{name: bad}):
-                    self.assertEqual(check_settings(None), [e003(name, RULES[name][1], bad)])
-                with notifications_settings(**{name: good}):
-                    self.assertEqual(check_settings(None), [])
+        self.assert_refused_and_accepted(bad_and_good)
 
 
 class CheckDeploymentTests(SimpleTestCase):
