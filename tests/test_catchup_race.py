@@ -46,6 +46,7 @@ class GatedHistory:
         self.waiting = asyncio.Event()
         self.heads: list[asyncio.Event] = []
         self.answered_heads: list[asyncio.Event] = []
+        self.reads = 0
 
     async def head(self):
         if self.heads:
@@ -61,6 +62,7 @@ class GatedHistory:
         return getattr(self.inner, name)
 
     async def read(self, topics, after, limit):
+        self.reads += 1
         if self.topics is not None and sorted(topics) == self.topics:
             self.topics = None
             self.waiting.set()
@@ -156,10 +158,12 @@ async def test_a_reset_of_the_live_streams_during_a_reconnect_neither_repeats_ev
         # and a client reconnects with the 8th id (still in history).
         ids += [(await inner.append("alpha", "alpha", str(n))).id for n in (10, 11)]
         second = event_stream(["alpha"], ids[7], hub=hub)
+        reads = history.reads
         opening = asyncio.ensure_future(read_until_id(second, "no such id", 0.5))
-        await asyncio.sleep(0.05)
+        # The reconnect read its page, and waits for the reader to join the live fan-out.
+        await wait_until(lambda: history.reads > reads)
         reply.set()
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: not hub.reader.lock.locked())
         hub.reader.request()  # The next wake-up or poll.
         try:
             frames = await opening
