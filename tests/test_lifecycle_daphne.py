@@ -264,7 +264,8 @@ async def test_a_stream_served_on_a_unix_socket_is_drained_like_one_on_tcp(tmp_p
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(10)
-        sock.connect(str(path))
+        # start() waits for the TCP port; Daphne listens on the socket next.
+        await wait_until(lambda: sock.connect_ex(str(path)) == 0, timeout=10)
         sock.sendall(b"GET /sse/subscribe/announcement/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
         raw = b""
         while not raw.endswith(b"\n\n\r\n"):  # The opening frame, a whole chunk.
