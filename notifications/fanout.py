@@ -117,15 +117,26 @@ class Listener:
         self.position = position
         self.live = True
 
-    def deliver(self, seq: int, frame: bytes, wake: bool = True) -> bool:
-        """
-        Queue ``frame``; return False if the listener is closed or overflowed.
-        With ``wake`` False the caller wakes the stream (SlicedWakeups).
-        """
+    def wants(self, seq: int) -> bool:
+        """Whether event ``seq`` is one to queue: open, live, and past what it has."""
+        return self.close_reason is None and self.live and seq > self.position
+
+    def deliver(self, seq: int, frame: bytes) -> bool:
+        """Queue ``frame`` if it wants it; return False if the listener is closed or overflowed."""
         if self.close_reason is not None:
             return False
-        if not self.live or seq <= self.position:
+        if not self.wants(seq):
             return True
+        if self.queue(seq, frame):
+            self.wakeup.set()
+            return True
+        return False
+
+    def queue(self, seq: int, frame: bytes) -> bool:
+        """
+        Queue ``frame``, which it wants, without waking the stream (the
+        caller does); return False if that overflowed it and closed it.
+        """
         if len(self.frames) >= self.max_frames or self.queued_bytes + len(frame) > self.max_bytes:
             # Never drop silently and never grow without bound: close the
             # stream; the client reconnects and catches up from history.
@@ -134,8 +145,6 @@ class Listener:
         self.frames.append(frame)
         self.queued_bytes += len(frame)
         self.position = seq
-        if wake:
-            self.wakeup.set()
         return True
 
     def reset(self, frame: bytes, position: int) -> None:
@@ -249,15 +258,14 @@ class Fanout:
             seq = record.seq
             for listener in listeners:
                 # A closed listener stays here until its stream wakes up and
-                # leaves; it must be counted as slow once, not once per event.
-                # One still catching up, or that has this event, gets no frame:
-                # counting or waking it would report deliveries that never were.
-                if listener.close_reason is not None or not listener.live or seq <= listener.position:
+                # leaves; one still catching up, or that has this event, gets
+                # no frame: neither is counted nor woken.
+                if not listener.wants(seq):
                     continue
-                if listener.deliver(seq, frame, wake=False):
+                if listener.queue(seq, frame):
                     delivered += 1
                     woken.append(listener)
-                elif listener.close_reason == SLOW:
+                else:  # Closed as slow by this frame: counted once.
                     self.stats.slow_clients_closed += 1
         # Frames are queued now, in order; only when each stream writes them is spread.
         self.wakeups.add(woken)
