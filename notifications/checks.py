@@ -387,12 +387,10 @@ def check_security(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> 
 
 
 def _history_is_shared(options: dict) -> bool:
-    """Return whether the history backend is shared between processes (True if it cannot be imported)."""
-    try:
-        backend = import_string(options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"]))
-    except (ImportError, TypeError):
-        return True  # Reported by check_settings (E003, E005).
-    return getattr(backend, "shared_between_processes", True)
+    """Return whether the history backend is shared between processes (True if it is not usable)."""
+    history_class, _ = _history_class(options.get("HISTORY_BACKEND", DEFAULTS["HISTORY_BACKEND"]))
+    # An unusable backend is reported by check_settings (E003, E005).
+    return history_class is None or history_class.shared_between_processes
 
 
 def check_deployment(app_configs: Sequence[AppConfig] | None = None, **kwargs) -> list[CheckMessage]:
