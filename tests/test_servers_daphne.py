@@ -392,6 +392,16 @@ async def test_a_drains_access_line_is_daphnes_own(details):
     assert "[02/Dec/2026:00:00:00]" in drained.getvalue().splitlines()[2]
 
 
+def test_a_drain_formats_daphnes_access_lines_itself():
+    # Python 3.12 compiles Daphne's format string into pieces: a check that
+    # read its code for that string left every line to Daphne's strftime().
+    server = types.SimpleNamespace(action_logger=AccessLogGenerator(io.StringIO()))
+
+    lines = adapter._batch_access_lines(server)
+
+    assert server.action_logger.write_entry == lines.write_entry
+
+
 def test_a_drain_leaves_the_access_line_to_daphne_when_its_format_changed(monkeypatch):
     def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None):
         self.stream.write(f"{date.isoformat()} {host} {request}\n")
