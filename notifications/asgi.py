@@ -324,9 +324,10 @@ _closers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BatchedClose]" =
 
 def _closer() -> BatchedClose:
     loop = asyncio.get_running_loop()
-    if loop not in _closers:
-        _closers[loop] = BatchedClose()
-    return _closers[loop]
+    closer = _closers.get(loop)
+    if closer is None:
+        closer = _closers[loop] = BatchedClose()
+    return closer
 
 
 class StreamMiddlewareHandler(BaseHandler):

@@ -92,7 +92,6 @@ import socket
 import sys
 import time
 import types
-import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -118,8 +117,10 @@ FALLBACK = "a stop cuts every open stream, as stock Daphne does"
 TESTED_DAPHNE = "4."
 # Seconds to let closed connections flush their last bytes to the client.
 FLUSH_TIMEOUT = 2
-# Servers that are draining: their new responses close their connection.
-_draining: "weakref.WeakSet" = weakref.WeakSet()
+# Servers that are draining: their new responses close their connection. A
+# plain set, as every write of an event stream asks whether it is empty (a
+# WeakSet answers in Python code); a server drains once, as its process stops.
+_draining: "set[Server]" = set()
 
 
 def problems() -> list[str]:
@@ -697,10 +698,9 @@ def _cork_until_close(sock: socket.socket | None) -> None:
 
 def _failure(why: Exception):
     """Return a Failure for ``why``; the one for a clean close is made once, as Twisted's reactor does."""
-    from twisted.internet import error
-
-    if type(why) is error.ConnectionDone:
-        return _connection_done()
+    done, done_failure = _connection_done()
+    if type(why) is done:
+        return done_failure
     from twisted.python.failure import Failure
 
     return Failure(why)
@@ -710,10 +710,11 @@ def _failure(why: Exception):
 def _connection_done():
     # A Failure computes its exception's class names when first checked
     # (tcp.Connection.connectionLost() does): once, not per connection.
+    # Imported here, once: this module is imported where Twisted is not.
     from twisted.internet import error
     from twisted.python.failure import Failure
 
-    return Failure(error.ConnectionDone())
+    return error.ConnectionDone, Failure(error.ConnectionDone())
 
 
 @functools.cache
