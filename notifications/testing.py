@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -275,6 +276,19 @@ class ServerProcess:
         return time.monotonic()
 
     def wait(self, timeout: float) -> int | None:
+        """Return the server's exit status once it exits, or None after ``timeout`` seconds."""
+        # Popen.wait(timeout) looks every 50 ms; a pidfd wakes up at the exit.
+        if self.process.returncode is None and hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(self.process.pid)
+            except OSError:
+                pass  # Exited and reaped already, or no pidfd here: Popen finds out.
+            else:
+                try:
+                    if not select.select([pidfd], [], [], timeout)[0]:
+                        return None
+                finally:
+                    os.close(pidfd)
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:

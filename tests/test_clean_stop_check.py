@@ -1,10 +1,14 @@
 import json
 import os
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+
+from notifications.testing import ServerProcess
 
 from .lifecycle import manage
 from .support import notifications_settings
@@ -74,3 +78,23 @@ def test_needs_a_publish_token():
 def test_rejects_a_malformed_env_option():
     with pytest.raises(CommandError, match="--env 'NO_VALUE' is not valid. Use NAME=VALUE."):
         call_command("clean_stop_check", "--env", "NO_VALUE")
+
+
+def child(code: str) -> ServerProcess:
+    """A ServerProcess around a Python child running ``code`` (no port: wait() needs none)."""
+    server = ServerProcess([sys.executable, "-c", code], port=0)
+    server.process = subprocess.Popen(server.argv, stdin=subprocess.PIPE)
+    return server
+
+
+def test_waiting_for_a_server_returns_its_exit_status_once_it_exits():
+    server = child("import sys; sys.exit(int(sys.stdin.readline()))")
+    try:
+        assert server.wait(0.05) is None  # Still running: it waits for a line.
+        server.process.stdin.write(b"3\n")
+        server.process.stdin.close()
+        assert server.wait(30) == 3
+        assert server.wait(0) == 3  # Reaped already: the status is remembered.
+    finally:
+        server.process.kill()
+        server.process.wait()
