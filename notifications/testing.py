@@ -285,7 +285,10 @@ class ServerProcess:
                 pass  # Exited and reaped already, or no pidfd here: Popen finds out.
             else:
                 try:
-                    if not select.select([pidfd], [], [], timeout)[0]:
+                    # poll(), not select(): a client with thousands of streams holds high fds.
+                    exited = select.poll()
+                    exited.register(pidfd, select.POLLIN)
+                    if not exited.poll(timeout * 1000):
                         return None
                 finally:
                     os.close(pidfd)

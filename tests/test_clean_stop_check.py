@@ -1,5 +1,6 @@
 import json
 import os
+import resource
 import subprocess
 import sys
 from io import StringIO
@@ -87,7 +88,27 @@ def child(code: str) -> ServerProcess:
     return server
 
 
-def test_waiting_for_a_server_returns_its_exit_status_once_it_exits():
+@pytest.fixture
+def fds_above_select_limit():
+    """Hold enough descriptors open that the next is above select()'s 1,024, as 10,000 streams do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 2048), hard), hard))
+    held = []
+    try:
+        while (fd := os.dup(0)) < 1100:
+            held.append(fd)
+        held.append(fd)
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("many_fds", [False, True], ids=["few-fds", "fds-above-1024"])
+def test_waiting_for_a_server_returns_its_exit_status_once_it_exits(many_fds, request):
+    if many_fds:
+        request.getfixturevalue("fds_above_select_limit")
     server = child("import sys; sys.exit(int(sys.stdin.readline()))")
     try:
         assert server.wait(0.05) is None  # Still running: it waits for a line.
