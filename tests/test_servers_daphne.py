@@ -383,6 +383,7 @@ async def test_a_drains_access_line_is_daphnes_own(details):
         datetime.datetime(2026, 12, 1, 23, 59, 59, 1),
         datetime.datetime(2026, 12, 1, 23, 59, 59, 999999),  # The same second: its formatted date is reused.
         datetime.datetime(2026, 12, 2, 0, 0, 0, 5),  # The next one.
+        datetime.datetime(2026, 12, 1, 23, 59, 59, 500),  # The clock went back.
     ):
         AccessLogGenerator(stock).write_entry("127.0.0.1:5000", date, "GET /sse/", **details)
         lines.write_entry("127.0.0.1:5000", date, "GET /sse/", **details)

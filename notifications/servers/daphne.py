@@ -407,6 +407,7 @@ def _skip_discarded_access_lines(server) -> None:
 # Daphne's access line and the format of its date (daphne/access.py, write_entry()).
 ACCESS_LINE = '%s %s %s [%s] "%s" %s %s\n'
 ACCESS_DATE = "%d/%b/%Y:%H:%M:%S"
+ONE_SECOND = datetime.timedelta(seconds=1)
 
 
 def _batch_access_lines(server) -> "AccessLines | None":
@@ -479,7 +480,9 @@ class AccessLines:
     def __init__(self, stream: TextIO):
         self.stream = stream
         self._lines: list[str] = []
-        self._second: datetime.datetime | None = None
+        # The second whose formatted date is kept: [starts, ends).
+        self._second_starts: datetime.datetime | None = None
+        self._second_ends: datetime.datetime | None = None
         self._formatted_second = ""
 
     def write_entry(
@@ -493,9 +496,12 @@ class AccessLines:
         user: str | None = None,
     ) -> None:
         """Write Daphne's access line for these details, the date formatted once a second."""
-        second = date.replace(microsecond=0)
-        if second != self._second:
-            self._second, self._formatted_second = second, date.strftime(ACCESS_DATE)
+        # Two comparisons: date.replace(microsecond=0) parses keywords, a
+        # microsecond per line.
+        if self._second_starts is None or not self._second_starts <= date < self._second_ends:
+            self._second_starts = date.replace(microsecond=0)
+            self._second_ends = self._second_starts + ONE_SECOND
+            self._formatted_second = date.strftime(ACCESS_DATE)
         self.write(access_line(host, self._formatted_second, request, status, length, ident, user))
 
     def write(self, text: str) -> None:
