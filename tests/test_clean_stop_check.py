@@ -93,11 +93,10 @@ def fds_above_select_limit():
     """Hold enough descriptors open that the next is above select()'s 1,024, as 10,000 streams do."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 2048), hard), hard))
-    held = []
+    held = [os.open(os.devnull, os.O_RDONLY)]
     try:
-        while (fd := os.dup(0)) < 1100:
-            held.append(fd)
-        held.append(fd)
+        while held[-1] < 1100:  # Bounded by RLIMIT_NOFILE: dup() fails beyond it.
+            held.append(os.dup(held[0]))
         yield
     finally:
         for fd in held:
