@@ -182,6 +182,10 @@ class SlicedWakeups:
             asyncio.get_running_loop().call_soon(self._wake_slice)
         self._pending.update(dict.fromkeys(listeners))
 
+    def __len__(self) -> int:
+        """Return how many listeners are still to be woken."""
+        return len(self._pending)
+
     def _wake_slice(self) -> None:
         pending = self._pending
         for listener in list(itertools.islice(pending, WAKE_SLICE)):

@@ -1,6 +1,7 @@
 """Helpers shared by the tests."""
 
 import asyncio
+import inspect
 import json
 import re
 import socket
@@ -31,6 +32,11 @@ async def wait_until(predicate, timeout: float = 5) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.005)
+
+
+async def started(task: asyncio.Task, timeout: float = 5) -> None:
+    """Wait until ``task`` has taken its first step (and so waits on whatever it awaits first)."""
+    await wait_until(lambda: inspect.getcoroutinestate(task.get_coro()) != inspect.CORO_CREATED, timeout)
 
 
 async def stored_events(history, topics: list[str], after) -> list | None:

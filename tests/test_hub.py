@@ -16,7 +16,7 @@ from notifications.hub import Hub, get_hub
 from notifications.streams import event_stream
 from notifications.topics import group_name
 
-from .support import wait_until
+from .support import started, wait_until
 
 
 class ControlledLayer:
@@ -94,7 +94,7 @@ async def test_a_group_refresh_during_a_join_does_not_leave_the_joined_group():
     opening = asyncio.ensure_future(anext(beta))
     await asyncio.wait_for(layer.holding.wait(), 5)
     refresh = asyncio.ensure_future(hub.subscription._join_again())
-    await asyncio.sleep(0)  # One turn: the refresh starts, and waits for the join or leave.
+    await started(refresh)  # It now waits for the join or leave to finish.
     layer.release.set()
     try:
         await asyncio.wait_for(opening, 5)
@@ -122,7 +122,7 @@ async def test_a_group_refresh_during_a_leave_does_not_join_the_group_again():
     await beta.aclose()
     await asyncio.wait_for(layer.holding.wait(), 5)
     refresh = asyncio.ensure_future(hub.subscription._join_again())
-    await asyncio.sleep(0)  # One turn: the refresh starts, and waits for the join or leave.
+    await started(refresh)  # It now waits for the join or leave to finish.
     layer.release.set()
     try:
         assert await asyncio.wait_for(refresh, 5) is None

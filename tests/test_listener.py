@@ -4,6 +4,8 @@ import asyncio
 
 from notifications.fanout import SLOW, Listener, Wakeup
 
+from .support import wait_until
+
 
 async def test_wakeup_wait_returns_at_once_when_already_set():
     wakeup = Wakeup()
@@ -160,7 +162,7 @@ async def test_only_frames_queued_are_counted_as_delivered_and_wake_a_stream():
     fanout.add(has_it)
 
     fanout.deliver([record(1)])
-    await asyncio.sleep(0)  # Let the sliced wake-ups run.
+    await wait_until(lambda: not fanout.wakeups)  # Whatever wake-ups were due have run.
 
     assert (catching_up.frames, has_it.frames) == ([], [])
     assert fanout.stats.events_delivered == 0
