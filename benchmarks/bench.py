@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from notifications.testing import ServerProcess, free_port
@@ -52,12 +52,23 @@ class Bench:
 
     @contextlib.asynccontextmanager
     async def serving(
-        self, target: Target, env: dict | None = None, settings: str | None = None
+        self,
+        target: Target,
+        env: dict | None = None,
+        settings: str | None = None,
+        command: Callable[[int], ServerProcess] | None = None,
     ) -> AsyncIterator[ServerProcess]:
-        """Start a fresh server of ``target``, warmed up; stop it afterwards whatever happens."""
+        """
+        Start a fresh server of ``target`` (or ``command(port)``), warmed up;
+        stop it afterwards whatever happens.
+        """
         port = free_port()
         log = self.work / f"{target.name}-{port}.log"
-        server = target.server(port, self.examples_python, self.work, settings or self.daphne_settings, env)
+        if command is not None:
+            server = command(port)
+        else:
+            settings = settings or self.daphne_settings
+            server = target.server(port, self.examples_python, self.work, settings, env)
         try:
             await asyncio.to_thread(server.start, log)
             # Warm up (imports, first-request setup) before measuring the process.

@@ -30,6 +30,8 @@ class Worker:
             "collect": self.collect,
             "collect_tallies": self.collect_tallies,
             "watch_end": self.watch_end,
+            "wait_farewells": self.wait_farewells,
+            "reload_times": self.reload_times,
             "close_streams": self.held.close,
             # Close every stream and end the worker.
             "exit": self.held.close,
@@ -86,6 +88,37 @@ class Worker:
             "farewell": sum(s.farewell for s in streams),
             "clean": sum(s.terminated and s.farewell for s in streams),
             "last_end": max((s.ended_at for s in streams), default=0.0),
+        }
+
+    async def wait_farewells(self, timeout: float) -> dict:
+        """Wait until each following client had a connection end with a farewell (at most ``timeout`` s)."""
+        tallies, streams = self.held.tallies, self.held.streams
+
+        def every_client_told() -> bool:
+            told = {id(s.tally) for s in streams if s.farewell}
+            return all(id(t) in told for t in tallies)
+
+        await wait_until(every_client_told, time.monotonic() + timeout)
+        return {"clients": len(tallies), "told": len({id(s.tally) for s in streams if s.farewell})}
+
+    async def reload_times(self) -> dict:
+        """
+        When the first connection ended with a farewell, and when connections
+        made after it were first and last answered by a server that was not
+        stopping (no farewell on them).
+        """
+        streams = self.held.streams
+        first_farewell = min((s.ended_at for s in streams if s.farewell), default=0.0)
+        answered = [
+            s.headers_at
+            for s in streams
+            if first_farewell and s.status == 200 and s.headers_at > first_farewell and not s.farewell
+        ]
+        return {
+            "first_farewell_at": first_farewell,
+            "first_answer_at": min(answered, default=0.0),
+            "last_answer_at": max(answered, default=0.0),
+            "answered": len(answered),
         }
 
 

@@ -50,6 +50,21 @@ COLUMNS = {
         "p99_ms",
         "server_cpu_us_per_delivery",
     ],
+    "reload": [
+        "streams",
+        "events",
+        "told",
+        "farewell_after_change_seconds",
+        "publish_back_seconds",
+        "stream_back_seconds",
+        "caught_up_seconds",
+        "delivery_ratio",
+        "duplicates",
+        "order_violations",
+        "resets",
+        "tracebacks",
+        "error_lines",
+    ],
 }
 # Figures compared as "daphne / baseline" ratios (lower is better for each).
 RATIOS = {
@@ -58,6 +73,7 @@ RATIOS = {
     "drain": ["exit_seconds", "exit_per_reference_loop"],
     "storm": ["all_headers_ms", "all_replayed_ms"],
     "burst": [],
+    "reload": [],
 }
 
 
@@ -215,6 +231,24 @@ def print_targets(results: list[dict]) -> None:
                 f"{cell(burst['delivery_ratio'])} delivered, {burst['duplicates']} twice, "
                 f"{burst['order_violations']} out of order, {burst['resets']} resets",
                 burst["delivery_ratio"] == 1 and not (burst["duplicates"] or burst["order_violations"]),
+            ]
+        )
+    reloaded = find(results, "reload", "daphne", "streams")
+    if reloaded:
+        # Back: the new child answers a reconnecting stream.
+        back = reloaded["stream_back_seconds"]
+        rows.append(
+            [
+                f"runserver reload with {reloaded['streams']:,} streams: back <= 2 s, nothing lost",
+                f"streams back {cell(back)} s after the first farewell, publishing "
+                f"{cell(reloaded['publish_back_seconds'])} s, "
+                f"all caught up {cell(reloaded['caught_up_seconds'])} s; "
+                f"{cell(reloaded['delivery_ratio'])} delivered, {reloaded['duplicates']} twice, "
+                f"{reloaded['resets']} resets",
+                back is not None
+                and back <= 2
+                and reloaded["delivery_ratio"] == 1
+                and not (reloaded["duplicates"] or reloaded["order_violations"] or reloaded["resets"]),
             ]
         )
     if rows:

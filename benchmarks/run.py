@@ -2,7 +2,7 @@
 Benchmark notifications under stock Daphne against two baselines, in one run.
 
     python -m benchmarks.run [--quick] [--servers daphne,fastapi,sse-starlette]
-                             [--scenarios capacity,fanout,storm,burst,spread]
+                             [--scenarios capacity,fanout,storm,burst,spread,reload]
 
 Servers: ``daphne project.asgi:application`` (in-memory layer); the
 hand-made FastAPI service (examples/fastapi_sse) and an sse-starlette service
@@ -25,6 +25,12 @@ Scenarios (each on a fresh server process):
   processes on a redis-server of their own, then SIGTERM to both (drain):
   a process runs Python on one core at a time, so this is how a deployment
   drains on both cores.
+- reload (daphne only): N following streams on ``manage.py runserver`` with
+  the autoreloader, events published, a watched file changed, events
+  published again as soon as the new child accepts them: seconds from the
+  first farewell until the new child accepts events and answers streams and
+  until every client has every event; delivered, duplicates, order
+  violations, stream_reset events.
 
 The client is benchmarks/client.py in several worker processes. Machines are
 shared: read the ratios against the baselines, not absolute times. Prints a
@@ -68,7 +74,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small numbers, about a minute")
     parser.add_argument("--servers", default="daphne,fastapi,sse-starlette")
-    parser.add_argument("--scenarios", default="capacity,fanout,storm,burst,spread")
+    parser.add_argument("--scenarios", default="capacity,fanout,storm,burst,spread,reload")
     parser.add_argument("--workers", type=int, default=4, help="client worker processes")
     parser.add_argument("--examples-venv", help="venv of the baselines (default: examples/.venv)")
     parser.add_argument(

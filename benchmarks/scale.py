@@ -19,10 +19,25 @@ class Scale:
     burst_events: int = 10_000
     # Seconds to wait for the burst's last deliveries after the last publish.
     burst_timeout: float = 600
+    # Streams on runserver across an autoreload, and events published before it and after.
+    reload_streams: int = 500
+    reload_events: int = 20
 
 
 FULL = Scale(10_000, (1_000, 5_000), 200, 50, 1_000, 20, 90)
-QUICK = Scale(300, (100, 300), 50, 50, 100, 10, 10, burst_streams=100, burst_events=1_000, burst_timeout=60)
+QUICK = Scale(
+    300,
+    (100, 300),
+    50,
+    50,
+    100,
+    10,
+    10,
+    burst_streams=100,
+    burst_events=1_000,
+    burst_timeout=60,
+    reload_streams=100,
+)
 
 
 def shares(count: int, parts: int) -> list[int]:

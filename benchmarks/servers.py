@@ -35,23 +35,27 @@ class Target:
         env: dict | None = None,
     ) -> ServerProcess:
         if self.name == "daphne":
-            env = {
-                "DJANGO_SETTINGS_MODULE": daphne_settings,
-                "DJANGO_DEBUG": "0",
-                "DJANGO_DB_PATH": str(work / "db.sqlite3"),
-                "NOTIFICATIONS_PUBLISH_TOKEN": TOKEN,
-                # The embedded default without the database: layer and history in memory.
-                "NOTIFICATIONS_HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
-                "PYTHONPATH": str(ROOT),
-                **(env or {}),
-            }
-            return daphne(port, DEMO_ASGI, env=env, cwd=ROOT)
+            return daphne(port, DEMO_ASGI, env=demo_env(work, daphne_settings, env), cwd=ROOT)
         module = {"fastapi": "fastapi_sse.app:app", "sse-starlette": "sse_starlette_app.app:app"}[self.name]
         argv = [examples_python, "-m", "uvicorn", "--app-dir", str(EXAMPLES), module]
         argv += ["--host", "127.0.0.1", "--port", str(port)]
         # The hand-made service never stops without it (see examples/README.md).
         argv += ["--timeout-graceful-shutdown", "5"]
         return ServerProcess(argv, port, env={"NOTIFICATIONS_PUBLISH_TOKEN": TOKEN}, cwd=ROOT)
+
+
+def demo_env(work: Path, settings: str, env: dict | None = None) -> dict:
+    """The environment of the demo project under test, with ``env`` on top."""
+    return {
+        "DJANGO_SETTINGS_MODULE": settings,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_DB_PATH": str(work / "db.sqlite3"),
+        "NOTIFICATIONS_PUBLISH_TOKEN": TOKEN,
+        # The embedded default without the database: layer and history in memory.
+        "NOTIFICATIONS_HISTORY_BACKEND": "notifications.history.memory.InMemoryHistory",
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
 
 
 TARGETS = {

@@ -19,6 +19,8 @@ TINY = Scale(
     burst_streams=20,
     burst_events=200,
     burst_timeout=20,
+    reload_streams=20,
+    reload_events=5,
 )
 
 
@@ -46,9 +48,19 @@ async def test_benchmark_measures_every_scenario_against_daphne(capsys):
     (burst,) = by_scenario["burst"]
     assert (burst["streams"], burst["events"], burst["delivered"]) == (20, 200, 4000)
     assert (burst["duplicates"], burst["order_violations"], burst["resets"]) == (0, 0, 0)
+    (reloaded,) = by_scenario["reload"]
+    assert (reloaded["streams"], reloaded["told"], reloaded["events"]) == (20, 20, 10)
+    assert reloaded["delivery_ratio"] == 1
+    assert (reloaded["duplicates"], reloaded["order_violations"], reloaded["resets"]) == (0, 0, 0)
+    assert (reloaded["tracebacks"], reloaded["error_lines"]) == (0, 0)
+    # Measured in order: the old child told every client, then the new one answered.
+    assert 0 < reloaded["farewell_after_change_seconds"]
+    assert 0 < reloaded["stream_back_seconds"] <= reloaded["caught_up_seconds"]
+    assert 0 < reloaded["publish_back_seconds"] <= reloaded["caught_up_seconds"]
     printed = capsys.readouterr().out
-    for title in ("## capacity", "## fanout", "## drain", "## storm", "## burst", "## targets", "## JSON"):
+    for title in ("## capacity", "## fanout", "## drain", "## storm", "## burst", "## reload", "## targets"):
         assert title in printed
+    assert "## JSON" in printed
 
 
 def test_history_benchmark_measures_both_backends():

@@ -11,6 +11,7 @@ from ..servers import Target
 from .burst import burst
 from .capacity import capacity
 from .fanout import fanout
+from .reload import reload
 from .spread import spread
 from .storm import storm
 
@@ -20,4 +21,5 @@ SCENARIOS: dict[str, Callable[[Bench, Target], Awaitable[None]]] = {
     "storm": storm,
     "burst": burst,
     "spread": spread,
+    "reload": reload,
 }
