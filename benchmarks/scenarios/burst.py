@@ -13,7 +13,7 @@ from notifications.stop_check import cpu_seconds
 
 from .. import publisher
 from ..bench import BURST_SETTINGS, Bench
-from ..figures import ms, percentile, sorted_latencies
+from ..figures import delivery, ms, percentile, sorted_latencies, tally_totals
 from ..paced_publisher import PUBLISH_TIMEOUT
 from ..scale import shares
 from ..servers import Target
@@ -58,13 +58,11 @@ async def burst(bench: Bench, target: Target) -> None:
         )
         cpu = sum(map(cpu_seconds, pids)) - cpu_before[0]
         redis_cpu = cpu_seconds(redis_pid) - cpu_before[1]
-        counted = [key for key in answers[0] if key not in ("last_at", "latencies")]
-        totals = {key: sum(answer[key] for answer in answers) for key in counted}
+        totals = tally_totals(answers)
         delivered = totals["delivered"]
         ordered = sorted_latencies(answers)
-        last_at = max(a["last_at"] for a in answers)
+        last_at = totals["last_at"]
         accepted = sum(len(ids) for result in published for ids in result["ids"].values())
-        expected = totals["clients"] * accepted
         bench.record(
             "burst",
             target,
@@ -73,11 +71,7 @@ async def burst(bench: Bench, target: Target) -> None:
             publishers=BURST_PUBLISHERS,
             processes=len(servers),
             publish_seconds=round(max(result["seconds"] for result in published), 2),
-            delivered=delivered,
-            delivery_ratio=delivered / expected if expected else None,
-            duplicates=totals["duplicates"],
-            order_violations=totals["order_violations"],
-            resets=totals["resets"],
+            **delivery(totals, accepted),
             complete_streams=totals["complete"],
             connections=totals["connections"],
             last_delivery_seconds=round(last_at - start_at, 2) if last_at else None,

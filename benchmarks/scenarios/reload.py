@@ -16,6 +16,7 @@ import time
 from notifications.testing import ServerProcess, runserver
 
 from ..bench import Bench
+from ..figures import delivery, tally_totals
 from ..paced_publisher import PacedPublisher
 from ..servers import ROOT, Target, demo_env
 from .drain import log_problems
@@ -61,19 +62,14 @@ async def reload(bench: Bench, target: Target) -> None:
             timeout=bench.scale.collect_timeout,
         )
         times = await bench.pool.call_all("reload_times", 30)
-        totals = {
-            key: sum(answer[key] for answer in answers)
-            for key in ("clients", "delivered", "complete", "duplicates", "order_violations", "resets")
-        }
+        totals = tally_totals(answers)
         farewell_at = min((t["first_farewell_at"] for t in times if t["first_farewell_at"]), default=None)
         first_answer = min((t["first_answer_at"] for t in times if t["first_answer_at"]), default=None)
-        everyone = totals["complete"] == totals["clients"]
-        caught_up = max(answer["last_at"] for answer in answers) if everyone else None
+        caught_up = totals["last_at"] if totals["complete"] == totals["clients"] else None
 
         def after_farewell(moment: float | None) -> float | None:
             return round(moment - farewell_at, 2) if moment and farewell_at else None
 
-        expected = totals["clients"] * published
         bench.record(
             "reload",
             target,
@@ -84,10 +80,7 @@ async def reload(bench: Bench, target: Target) -> None:
             publish_back_seconds=after_farewell(back_at),
             stream_back_seconds=after_farewell(first_answer),
             caught_up_seconds=after_farewell(caught_up),
-            delivery_ratio=totals["delivered"] / expected if expected else None,
-            duplicates=totals["duplicates"],
-            order_violations=totals["order_violations"],
-            resets=totals["resets"],
+            **delivery(totals, published),
             **log_problems(server.output()),
         )
 
