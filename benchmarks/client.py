@@ -103,9 +103,9 @@ class Worker:
 
     async def reload_times(self) -> dict:
         """
-        When the first connection ended with a farewell, and when connections
-        made after it were first and last answered by a server that was not
-        stopping (no farewell on them).
+        When the first connection ended with a farewell, and when a connection
+        made after it was first answered by a server that was not stopping
+        (no farewell on it).
         """
         streams = self.held.streams
         first_farewell = min((s.ended_at for s in streams if s.farewell), default=0.0)
@@ -114,12 +114,7 @@ class Worker:
             for s in streams
             if first_farewell and s.status == 200 and s.headers_at > first_farewell and not s.farewell
         ]
-        return {
-            "first_farewell_at": first_farewell,
-            "first_answer_at": min(answered, default=0.0),
-            "last_answer_at": max(answered, default=0.0),
-            "answered": len(answered),
-        }
+        return {"first_farewell_at": first_farewell, "first_answer_at": min(answered, default=0.0)}
 
 
 def worker_main(connection: Connection) -> None:

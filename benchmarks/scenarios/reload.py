@@ -91,9 +91,13 @@ async def publish_once_back(publisher: PacedPublisher, port: int, data: dict) ->
     stopping child refuses with 503, a starting one is not listening yet);
     return when it was accepted, None if not within RELOAD_WAIT seconds.
     """
+    deadline = time.monotonic() + RELOAD_WAIT
     for _ in range(int(RELOAD_WAIT / PUBLISH_RETRY)):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
         try:
-            await publisher.publish(port, data, timeout=5)
+            await publisher.publish(port, data, timeout=min(left, 5))
         except (OSError, RuntimeError):
             await asyncio.sleep(PUBLISH_RETRY)
             continue
