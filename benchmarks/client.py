@@ -94,12 +94,11 @@ class Worker:
         """Wait until each following client had a connection end with a farewell (at most ``timeout`` s)."""
         tallies, streams = self.held.tallies, self.held.streams
 
-        def every_client_told() -> bool:
-            told = {id(s.tally) for s in streams if s.farewell}
-            return all(id(t) in told for t in tallies)
+        def told() -> set[int]:
+            return {id(s.tally) for s in streams if s.farewell}
 
-        await wait_until(every_client_told, time.monotonic() + timeout)
-        return {"clients": len(tallies), "told": len({id(s.tally) for s in streams if s.farewell})}
+        await wait_until(lambda: told().issuperset(map(id, tallies)), time.monotonic() + timeout)
+        return {"clients": len(tallies), "told": len(told())}
 
     async def reload_times(self) -> dict:
         """
