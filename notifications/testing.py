@@ -252,7 +252,12 @@ class ServerProcess:
             start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        self.wait_listening(timeout)
+        try:
+            self.wait_listening(timeout)
+        except BaseException:
+            # Callers stop a server they got back; one that never listened is ours to end.
+            self.stop(timeout=2)
+            raise
         return self
 
     def wait_listening(self, timeout: float = 30) -> None:

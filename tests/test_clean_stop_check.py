@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from notifications.testing import ServerProcess
+from notifications.testing import ServerProcess, free_port
 
 from .lifecycle import manage
 from .support import notifications_settings
@@ -79,6 +79,13 @@ def test_needs_a_publish_token():
 def test_rejects_a_malformed_env_option():
     with pytest.raises(CommandError, match="--env 'NO_VALUE' is not valid. Use NAME=VALUE."):
         call_command("clean_stop_check", "--env", "NO_VALUE")
+
+
+def test_a_server_that_never_listens_is_ended(tmp_path):
+    server = ServerProcess([sys.executable, "-c", "import signal; signal.pause()"], port=free_port())
+    with pytest.raises(RuntimeError, match="did not listen"):
+        server.start(tmp_path / "server.log", timeout=1)
+    assert server.process.returncode is not None
 
 
 def child(code: str) -> ServerProcess:
