@@ -4,7 +4,7 @@ import asyncio
 
 from notifications.fanout import SLOW, Listener, Wakeup
 
-from .support import wait_until
+from .support import started, wait_until
 
 
 async def test_wakeup_wait_returns_at_once_when_already_set():
@@ -17,7 +17,7 @@ async def test_wakeup_wait_returns_at_once_when_already_set():
 
 async def wait_blocks_until_set(wakeup: Wakeup) -> None:
     waiting = asyncio.ensure_future(wakeup.wait())
-    await asyncio.sleep(0.01)
+    await started(waiting)
     assert not waiting.done()
 
     wakeup.set()
@@ -33,7 +33,7 @@ async def test_wakeup_wait_blocks_until_set():
 async def test_wakeup_stays_usable_after_a_cancelled_wait():
     wakeup = Wakeup()
     waiting = asyncio.ensure_future(wakeup.wait())
-    await asyncio.sleep(0.01)
+    await started(waiting)
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
 

@@ -19,6 +19,7 @@ from notifications.testing import SSEClient, open_streams
 from .conftest import ROOT
 from .lifecycle import Follower, follow_all, problem_lines, publish_http, publish_ids, start_daphne
 from .redis_server import RedisServer
+from .support import wait_until
 
 PATH = "/sse/subscribe/announcement/"
 
@@ -220,6 +221,15 @@ async def test_five_hundred_streams_opening_at_once_stay_within_the_history_pool
     assert problem_lines(server.output()) == []
 
 
+async def published_more(publisher: asyncio.Task, ids: list[str], count: int) -> None:
+    """Wait until ``publisher``, appending to ``ids``, has published ``count`` more events."""
+    target = len(ids) + count
+    await wait_until(lambda: len(ids) >= target or publisher.done(), 15)
+    if publisher.done():
+        publisher.result()  # Raises what stopped it.
+        raise AssertionError("the publisher stopped early")
+
+
 async def test_rolling_restart_of_both_processes_loses_nothing(tmp_path, redis_env, redis_server):
     env = {**redis_env, "NOTIFICATIONS_HEARTBEAT": "0.5"}
     servers = [start_daphne(tmp_path, env), start_daphne(tmp_path, env)]
@@ -247,14 +257,15 @@ async def test_rolling_restart_of_both_processes_loses_nothing(tmp_path, redis_e
     )
     try:
         for index in (0, 1):
-            # As a load balancer would: send traffic elsewhere, then stop.
+            # As a load balancer would: send traffic elsewhere, then stop
+            # once events go there (the publish under way has ended).
             publishing_to[0] = ports[1 - index]
-            await asyncio.sleep(0.5)
+            await published_more(publisher, ids, 3)
             servers[index].signal(signal.SIGTERM)
             assert await asyncio.to_thread(servers[index].wait, 15) == 0
             assert problem_lines(servers[index].output()) == []
             servers[index] = await asyncio.to_thread(start_daphne, tmp_path, env, ports[index])
-        await asyncio.sleep(0.5)
+        await published_more(publisher, ids, 3)
         last_id.append("stopping")
         await publisher
         last_id[0] = ids[-1]
