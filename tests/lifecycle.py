@@ -71,14 +71,32 @@ def problem_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if "Traceback" in line or "ERROR" in line]
 
 
-def wait_for_file_change_detected(seconds: float = 1.1) -> None:
-    # StatReloader compares mtimes once a second; make the new mtime differ.
-    time.sleep(seconds)
-
-
 def touch(path: Path) -> None:
-    now = time.time()
-    os.utime(path, (now, now))
+    """
+    Change ``path`` as an edit would, for runserver's StatReloader: it
+    compares modification times once a second with those of its last look.
+    A second later than the file's own, not "now": a change made within the
+    second of its last write still shows, on a file system that keeps only
+    whole seconds too.
+    """
+    modified = path.stat().st_mtime + 1
+    os.utime(path, (modified, modified))
+
+
+async def change_until_reloaded(path: Path, client: SSEClient, attempts: int = 10) -> None:
+    """
+    Change ``path``, a module runserver's autoreloader watches, until the
+    reload begins, as ``client`` (a stream of that server) sees by its
+    farewell. StatReloader takes its first look at the files some time after
+    the server answers, and a change made before that look is no change to
+    it; its later looks come a second apart. A change made again while the
+    reload is under way is harmless: the next server's first look sees it.
+    """
+    for _ in range(attempts):
+        touch(path)
+        if await client.read_until(lambda c: bool(c.of_type("server_shutdown")), 1.5):
+            return
+    raise AssertionError(f"runserver did not reload after {attempts} changes of {path}")
 
 
 class Follower:

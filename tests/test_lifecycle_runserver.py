@@ -14,7 +14,7 @@ import pytest
 from notifications.testing import free_port, open_streams, runserver
 
 from .conftest import ROOT
-from .lifecycle import problem_lines, publish_http, publish_ids, touch, wait_for_file_change_detected
+from .lifecycle import change_until_reloaded, problem_lines, publish_http, publish_ids
 from .support import wait_until
 
 STREAMS = 50
@@ -63,8 +63,7 @@ async def test_autoreload_ends_streams_cleanly_and_clients_catch_up(tmp_path, re
     try:
         clients = await open_streams(server.port, "/sse/subscribe/announcement/", STREAMS)
         before = await publish_ids(server.port, "announcement", 3)
-        wait_for_file_change_detected()
-        touch(settings_file)
+        await change_until_reloaded(settings_file, clients[0])
         assert all(await asyncio.gather(*(client.read_to_end(20) for client in clients)))
         for client in clients:
             assert [event.id for event in client.of_type("announcement")] == before
@@ -130,8 +129,7 @@ async def test_repeated_reloads_with_streams_open_never_hang(tmp_path, reloadabl
             headers = {"Last-Event-ID": last_id} if last_id else {}
             clients = await open_streams(server.port, "/sse/subscribe/announcement/", 10, headers=headers)
             ids = await publish_ids(server.port, "announcement", 1, start=cycle)
-            wait_for_file_change_detected()
-            touch(settings_file)
+            await change_until_reloaded(settings_file, clients[0])
             assert all(await asyncio.gather(*(client.read_to_end(20) for client in clients))), cycle
             for client in clients:
                 assert [event.id for event in client.of_type("announcement")] == ids
