@@ -14,6 +14,7 @@ from pathlib import Path
 from notifications.testing import ServerProcess, free_port
 
 from .client_pool import ClientPool
+from .machine import until_quiet
 from .paced_publisher import PacedPublisher
 from .scale import Scale
 from .servers import Target
@@ -50,6 +51,12 @@ class Bench:
         print(json.dumps(row), file=sys.stderr, flush=True)
         return row
 
+    async def quiet(self, pids: list[int]) -> None:
+        """Wait until the processes ``pids`` have done what the last step gave them, or say they did not."""
+        timeout = self.scale.quiet_timeout
+        if not await until_quiet(pids, timeout):
+            print(f"# processes {pids} still busy after {timeout} s; measuring anyway", flush=True)
+
     @contextlib.asynccontextmanager
     async def serving(
         self,
@@ -75,7 +82,7 @@ class Bench:
             await self.pool.open(port, len(self.pool.connections), 10)
             await self.publisher.publish(port, {"seq": -1})
             await self.pool.close_streams()
-            await asyncio.sleep(self.scale.settle)
+            await self.quiet([server.process.pid])
             yield server
         finally:
             await self.pool.close_streams()

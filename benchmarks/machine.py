@@ -1,13 +1,19 @@
 """
 What the benchmark reads from /proc and sets on this machine: a server
-process's memory, threads and waits for a CPU, the load average, the
-open-files limit, and how fast the machine runs Python at the moment.
+process's memory, threads, waits for a CPU and whether it has gone quiet,
+the load average, the open-files limit, and how fast the machine runs
+Python at the moment.
 """
 
+import asyncio
+import os
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from notifications.stop_check import cpu_seconds
 
 # A fixed amount of pure-Python work for one core. The shared machines this
 # runs on change speed by up to 1.6x from one minute to the next (this loop
@@ -23,6 +29,9 @@ for number in range(2_000_000):
 print(time.process_time() - started)
 """
 
+# /proc counts CPU time in clock ticks; a quiet process may still be charged one.
+ONE_TICK = 1 / os.sysconf("SC_CLK_TCK") + 1e-9
+
 
 def proc_status(pid: int) -> dict:
     """Return the VmRSS (KiB) and thread count of ``pid``."""
@@ -32,6 +41,24 @@ def proc_status(pid: int) -> dict:
         if name in ("VmRSS", "Threads"):
             fields[name] = int(value.split()[0])
     return {"rss_kib": fields["VmRSS"], "threads": fields["Threads"]}
+
+
+async def until_quiet(pids: list[int], timeout: float, window: float = 0.25) -> bool:
+    """
+    Wait until the processes ``pids`` together used at most one clock tick
+    of CPU in ``window`` seconds (they have done what the last step gave
+    them: opening or closing streams, a warm-up); return False if they were
+    still busy after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    before = sum(map(cpu_seconds, pids))
+    while time.monotonic() < deadline:
+        await asyncio.sleep(window)
+        now = sum(map(cpu_seconds, pids))
+        if now - before <= ONE_TICK:
+            return True
+        before = now
+    return False
 
 
 def runqueue_wait_seconds(pid: int) -> float:

@@ -13,8 +13,8 @@ class Scale:
     storm_missed: int
     # Seconds to wait for the last events after the last publish.
     collect_timeout: float
-    # Seconds to let a server settle after streams opened or closed.
-    settle: float = 1.0
+    # Seconds at most to wait for the servers to go quiet after streams opened or closed.
+    quiet_timeout: float = 10.0
     burst_streams: int = 1_000
     burst_events: int = 10_000
     # Seconds to wait for the burst's last deliveries after the last publish.

@@ -31,9 +31,9 @@ async def burst(bench: Bench, target: Target) -> None:
         streams, events = bench.scale.burst_streams, bench.scale.burst_events
         for server, share in zip(servers, shares(streams, len(servers)), strict=True):
             await bench.pool.open(server.port, share, concurrency=200, path=BURST_PATH, follow=True)
-        await asyncio.sleep(bench.scale.settle)
-        await bench.pool.call_all("reset", 30)
         pids = [server.process.pid for server in servers]
+        await bench.quiet([*pids, redis_pid])
+        await bench.pool.call_all("reset", 30)
         cpu_before = sum(map(cpu_seconds, pids)), cpu_seconds(redis_pid)
         # Time for the publishers to start up; they publish from then on.
         start_at = time.monotonic() + 3

@@ -1,6 +1,5 @@
 """Capacity: open N idle streams; RSS and OS threads per stream; then drain with all N open."""
 
-import asyncio
 import time
 
 from ..bench import Bench
@@ -17,7 +16,7 @@ async def capacity(bench: Bench, target: Target) -> None:
         started = time.monotonic()
         opened = await bench.pool.open(server.port, count, concurrency=200)
         open_seconds = time.monotonic() - started
-        await asyncio.sleep(2 * bench.scale.settle)
+        await bench.quiet([pid])
         after = proc_status(pid)
         streams = opened["opened"]
         bench.record(

@@ -4,7 +4,6 @@ published over HTTP at a fixed rate; delivery ratio, publish-to-parsed
 latency, server CPU; then drain with the last count open.
 """
 
-import asyncio
 import time
 
 from notifications.stop_check import cpu_seconds
@@ -24,7 +23,7 @@ async def fanout(bench: Bench, target: Target) -> None:
         for count in scale.fanout_streams:
             opened = await pool.open(server.port, count - open_now, concurrency=200)
             open_now += opened["opened"]
-            await asyncio.sleep(scale.settle)
+            await bench.quiet([pid])
             await pool.call_all("reset", 30)
             cpu_before, started = cpu_seconds(pid), time.monotonic()
             client_cpu_before = pool.cpu_seconds()

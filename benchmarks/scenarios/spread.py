@@ -5,8 +5,6 @@ process runs Python on one core at a time: this is how a deployment drains
 on both cores.
 """
 
-import asyncio
-
 from ..bench import Bench
 from ..scale import shares
 from ..servers import Target
@@ -21,5 +19,5 @@ async def spread(bench: Bench, target: Target) -> None:
         for server, share in zip(servers, shares(bench.scale.capacity_streams, len(servers)), strict=True):
             answer = await bench.pool.open(server.port, share, concurrency=200)
             opened += answer["opened"]
-        await asyncio.sleep(2 * bench.scale.settle)
+        await bench.quiet([server.process.pid for server in servers])
         await drain(bench, target, servers, opened, after=f"spread over {len(servers)} processes")
