@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+from benchmarks.machine import until_quiet
 from benchmarks.run import parse_arguments, run
 from benchmarks.scale import Scale
 
@@ -75,3 +76,16 @@ def test_history_benchmark_measures_both_backends():
 
     assert [line.split()[0] for line in output] == ["µs", "InMemoryHistory", "DatabaseHistory", "ratio"]
     assert all(float(value) > 0 for line in output[1:] for value in line.split()[1:])
+
+
+async def test_waiting_for_quiet_tells_a_busy_process_from_an_idle_one():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    idle = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+    try:
+        assert not await until_quiet([busy.pid], timeout=1)
+        assert await until_quiet([idle.pid], timeout=5)
+        assert not await until_quiet([idle.pid, busy.pid], timeout=1)
+    finally:
+        for process in (busy, idle):
+            process.kill()
+            process.wait()
