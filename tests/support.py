@@ -27,9 +27,14 @@ def notifications_settings(**options) -> override_settings:
 
 
 async def wait_until(predicate, timeout: float = 5) -> None:
-    """Wait until ``predicate()`` is true; fail after ``timeout`` seconds."""
+    """Wait until ``predicate()``, awaited if it returns an awaitable, is true; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        met = predicate()
+        if inspect.isawaitable(met):
+            met = await met
+        if met:
+            return
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.005)
 

@@ -18,7 +18,7 @@ from notifications.testing import SSEClient, daphne, free_port, http_request
 from .conftest import ROOT
 from .lifecycle import manage
 from .soak_settings import METRICS_TOKEN
-from .support import DEMO_ASGI
+from .support import DEMO_ASGI, wait_until
 
 SOAK_SECONDS = 50
 STREAMS_PER_ROUND = 16
@@ -165,13 +165,15 @@ class Soak:
 
 
 async def metrics_once_open_at_most(port: int, streams: int, timeout: float = 10) -> dict:
-    """Return the server's metrics once it has at most ``streams`` open, or after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while (found := await asyncio.to_thread(metrics, port))["notifications_streams_open"] > streams and (
-        time.monotonic() < deadline
-    ):
-        await asyncio.sleep(0.2)
-    return found
+    """Return the server's metrics once it has at most ``streams`` open; fail after ``timeout`` seconds."""
+    reading: dict = {}
+
+    async def open_at_most() -> bool:
+        reading.update(await asyncio.to_thread(metrics, port))
+        return reading["notifications_streams_open"] <= streams
+
+    await wait_until(open_at_most, timeout)
+    return reading
 
 
 @pytest.mark.soak
