@@ -227,9 +227,14 @@ class DisconnectWatcher:
         self._received(await receive())
 
     def _received_soon(self, message: dict) -> None:
-        # The server may put the disconnect while the request itself sends
-        # the end of its response (Daphne does): look in the next turn,
-        # after the request has stopped watching.
+        if message["type"] == "http.disconnect" and asyncio.current_task() is self._request:
+            # Put by the request's own send of the end of its response
+            # (Daphne's finish() does): the request stops watching before
+            # it next awaits, so there is nothing to cancel. At 10,000
+            # streams, that is 10,000 callbacks fewer in a drain.
+            return
+        # Put by the server on its own: look in the next turn, so that a
+        # request that is ending has stopped watching by then.
         asyncio.get_running_loop().call_soon(self._received, message)
 
     def _received(self, message: dict) -> None:

@@ -32,7 +32,7 @@ from notifications.testing import free_port, open_streams
 
 from .conftest import ROOT
 from .lifecycle import problem_lines
-from .support import DEMO_ASGI
+from .support import DEMO_ASGI, started
 
 
 def test_check_is_silent_when_every_internal_is_there():
@@ -245,6 +245,30 @@ async def test_the_disconnect_daphne_puts_as_a_response_ends_does_not_cancel_the
     assert not task.done()
     task.cancel()
     assert await asyncio.gather(task, return_exceptions=True) == [False]
+
+
+async def test_the_disconnect_a_request_puts_with_its_last_send_is_not_looked_at_later():
+    queue = adapter.ReceiveQueue()
+    turns_after = asyncio.Event()
+
+    async def request():
+        watcher = DisconnectWatcher(queue.get)
+        # Daphne's finish() puts http.disconnect from inside the request's
+        # last send. A request still watching a turn later is not cancelled:
+        # nothing was left to look at the message then.
+        queue.put_nowait({"type": "http.disconnect"})
+        try:
+            await turns_after.wait()
+        finally:
+            watcher.stop()
+        return "ended"
+
+    task = asyncio.ensure_future(request())
+    await started(task)
+    for _ in range(3):
+        await asyncio.sleep(0)  # The turns in which a callback would have run.
+    turns_after.set()
+    assert await asyncio.wait_for(task, 2) == "ended"
 
 
 def test_receive_queue_is_truthy_like_asyncio_queue():
