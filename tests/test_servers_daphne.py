@@ -32,7 +32,7 @@ from notifications.testing import free_port, open_streams
 
 from .conftest import ROOT
 from .lifecycle import problem_lines
-from .support import DEMO_ASGI, started
+from .support import DEMO_ASGI
 
 
 def test_check_is_silent_when_every_internal_is_there():
@@ -249,14 +249,17 @@ async def test_the_disconnect_daphne_puts_as_a_response_ends_does_not_cancel_the
 
 async def test_the_disconnect_a_request_puts_with_its_last_send_is_not_looked_at_later():
     queue = adapter.ReceiveQueue()
+    looked = asyncio.Event()
     turns_after = asyncio.Event()
 
     async def request():
         watcher = DisconnectWatcher(queue.get)
         # Daphne's finish() puts http.disconnect from inside the request's
-        # last send. A request still watching a turn later is not cancelled:
-        # nothing was left to look at the message then.
+        # last send. A request still watching after that is not cancelled:
+        # nothing was left to look at the message later.
         queue.put_nowait({"type": "http.disconnect"})
+        # The loop runs callbacks in order: this one runs after any the put left.
+        asyncio.get_running_loop().call_soon(looked.set)
         try:
             await turns_after.wait()
         finally:
@@ -264,9 +267,7 @@ async def test_the_disconnect_a_request_puts_with_its_last_send_is_not_looked_at
         return "ended"
 
     task = asyncio.ensure_future(request())
-    await started(task)
-    for _ in range(3):
-        await asyncio.sleep(0)  # The turns in which a callback would have run.
+    await asyncio.wait_for(looked.wait(), 2)
     turns_after.set()
     assert await asyncio.wait_for(task, 2) == "ended"
 
